@@ -1,0 +1,312 @@
+"""One frozen configuration object, built once and passed in.
+
+Layers, in rising priority: the defaults below, a TOML file, the environment
+(``ALICE_<SECTION>_<KEY>``, and ``OPENAI_API_KEY`` as one more upstream key),
+command-line flags. Every key is documented in ``config.example.toml``.
+No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alice_py.errors import ConfigError
+
+AUTH_MODES = ("none", "simple", "normal")
+STORE_BACKENDS = ("memory", "redis")
+DEFAULT_TOKEN = "alice"
+DEMO_KEY = "sk-demo-0000000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7777
+    cors_origins: tuple[str, ...] = ("*",)
+    max_body: int = 1024 * 1024
+    drain_timeout: float = 30.0
+    compat_status: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    mode: str = "simple"
+    token: str = DEFAULT_TOKEN
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    per_minute: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationsConfig:
+    ttl: float = 1800.0
+    max_live: int = 100_000
+    store: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    write_behind: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///./data/alice.db"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    base_url: str = "https://api.openai.com/v1"
+    keys: tuple[str, ...] = ()
+    keys_file: str = "./key.txt"
+    proxy: str = ""
+    connect_timeout: float = 10.0
+    timeout: float = 300.0
+    auto_remove_keys: bool = True
+    demo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelsConfig:
+    gpt3: str = "gpt-3.5-turbo-instruct"
+    turbo: str = "gpt-4o-mini"
+    gpt4: str = "gpt-4o"
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    password: str = ""
+    session_secret: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIConfig:
+    client_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    prompt_prefix: str = ""
+    user_label: str = "User"
+    chatgpt_label: str = "ChatGPT"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    authorization_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    conversations: ConversationsConfig = field(default_factory=ConversationsConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
+
+    def replace(self, **sections: Mapping[str, Any]) -> Config:
+        """A copy with some keys of some sections changed: ``cfg.replace(auth={"mode": "none"})``."""
+        changed = {
+            name: dataclasses.replace(getattr(self, name), **values)
+            for name, values in sections.items()
+        }
+        return dataclasses.replace(self, **changed)
+
+
+Layer = dict[str, dict[str, Any]]
+"""Raw values by section and key, as one source gave them."""
+
+
+def key_types() -> dict[str, dict[str, Any]]:
+    """The expected type of every key, by section: ``{"server": {"port": int, ...}}``."""
+    result: dict[str, dict[str, Any]] = {}
+    for section in dataclasses.fields(Config):
+        cls = typing.get_type_hints(Config)[section.name]
+        hints = typing.get_type_hints(cls)
+        result[section.name] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return result
+
+
+def _type_name(expected: Any) -> str:
+    origin = typing.get_origin(expected)
+    if origin is tuple:
+        return "a list of strings"
+    if origin in (Mapping, dict):
+        return "a table of strings"
+    return {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}[expected]
+
+
+def _check_toml_value(expected: Any, value: Any) -> Any:
+    """The value converted to the field's type, or ``ValueError`` if it has the wrong type."""
+    origin = typing.get_origin(expected)
+    if origin is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif origin in (Mapping, dict):
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return dict(value)
+    elif expected is bool:
+        if isinstance(value, bool):
+            return value
+    elif expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif expected is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif expected is str and isinstance(value, str):
+        return value
+    raise ValueError(_type_name(expected))
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_text_value(expected: Any, text: str) -> Any:
+    """An environment or flag string converted to the field's type (``ValueError`` if it can't be)."""
+    origin = typing.get_origin(expected)
+    if origin is tuple:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if origin in (Mapping, dict):
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("name=value pairs separated by commas")
+        return {name.strip(): value.strip() for name, value in pairs}
+    if expected is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(_type_name(bool))
+    try:
+        return expected(text.strip())
+    except ValueError:
+        raise ValueError(_type_name(expected)) from None
+
+
+def read_toml(path: Path) -> Layer:
+    """The file's values, checked against the known sections, keys and types."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    types_ = key_types()
+    layer: Layer = {}
+    for section, values in raw.items():
+        if section not in types_:
+            raise ConfigError(f"{path}: unknown section [{section}]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        for key, value in values.items():
+            if key not in types_[section]:
+                raise ConfigError(f"{path}: unknown key {key!r} in [{section}]")
+            try:
+                converted = _check_toml_value(types_[section][key], value)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{path}: [{section}] {key} must be {exc}, got {type(value).__name__}"
+                ) from None
+            layer.setdefault(section, {})[key] = converted
+    return layer
+
+
+def read_environment(environ: Mapping[str, str]) -> Layer:
+    """``ALICE_<SECTION>_<KEY>`` variables; ``OPENAI_API_KEY`` becomes one more key."""
+    types_ = key_types()
+    layer: Layer = {}
+    for section, keys in types_.items():
+        for key, expected in keys.items():
+            name = f"ALICE_{section}_{key}".upper()
+            if name not in environ:
+                continue
+            try:
+                layer.setdefault(section, {})[key] = parse_text_value(expected, environ[name])
+            except ValueError as exc:
+                raise ConfigError(f"environment variable {name} must be {exc}") from None
+    openai_key = environ.get("OPENAI_API_KEY", "").strip()
+    if openai_key:
+        upstream = layer.setdefault("upstream", {})
+        upstream["extra_keys"] = (openai_key,)
+    return layer
+
+
+def merge(*layers: Layer) -> Layer:
+    merged: Layer = {}
+    for layer in layers:
+        for section, values in layer.items():
+            merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def read_keys_file(path: Path) -> tuple[str, ...]:
+    """One key per line; blank lines and surrounding spaces ignored; a missing file has none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the key file: {exc}") from None
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def build(layer: Layer) -> Config:
+    """The frozen config from merged layers; the upstream keys gathered from every source."""
+    values = {section: dict(keys) for section, keys in layer.items()}
+    upstream = values.setdefault("upstream", {})
+    extra = tuple(upstream.pop("extra_keys", ()))
+    cfg = Config().replace(**values)
+    keys = cfg.upstream.keys + read_keys_file(Path(cfg.upstream.keys_file)) + extra
+    cfg = cfg.replace(upstream={"keys": tuple(dict.fromkeys(keys))})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    if cfg.auth.mode not in AUTH_MODES:
+        raise ConfigError(f"auth mode must be one of {', '.join(AUTH_MODES)}, got {cfg.auth.mode!r}")
+    if cfg.conversations.store not in STORE_BACKENDS:
+        raise ConfigError(
+            f"conversations store must be one of {', '.join(STORE_BACKENDS)}, "
+            f"got {cfg.conversations.store!r}"
+        )
+    if not 0 < cfg.server.port < 65536:
+        raise ConfigError(f"port must be between 1 and 65535, got {cfg.server.port}")
+    if cfg.limits.per_minute < 0:
+        raise ConfigError("limits per_minute must be 0 (off) or more")
+    if cfg.conversations.ttl <= 0:
+        raise ConfigError("conversations ttl must be more than 0 seconds")
+
+
+def load(
+    config_file: str | None,
+    environ: Mapping[str, str],
+    flags: Layer,
+) -> Config:
+    """defaults < TOML file < environment < flags."""
+    file_layer = read_toml(Path(config_file)) if config_file else {}
+    return build(merge(file_layer, read_environment(environ), flags))
+
+
+def needs_keys_message() -> str:
+    return "no API key: put keys in key.txt, set OPENAI_API_KEY, or run with --demo"
+
+
+__all__ = ["Config", "ConfigError", "build", "load"]

@@ -1,0 +1,73 @@
+"""The domain error hierarchy.
+
+Domain code raises these; one middleware per dialect maps them to a status and
+a body. ``message`` is always safe to show a user: it never holds a secret.
+"""
+
+from __future__ import annotations
+
+
+class AliceError(Exception):
+    """Base of every error a user may see. ``status`` is the correct HTTP status;
+    ``compat_status`` is what the Go original answered (``--compat-status``)."""
+
+    status: int = 500
+    compat_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(AliceError):
+    status = 400
+
+
+class AuthFailed(AliceError):
+    status = 401
+    compat_status = 505
+
+    def __init__(self, message: str = "Auth failed") -> None:
+        super().__init__(message)
+
+
+class NotFound(AliceError):
+    status = 404
+
+
+class ConversationNotFound(NotFound):
+    def __init__(self, conv_id: str) -> None:
+        super().__init__(f"failed to find conversation with provided id: {conv_id}")
+        self.conv_id = conv_id
+
+
+class ShareNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("Failed to find shared conversation with provided id")
+
+
+class ConversationBusy(AliceError):
+    """The conversation is answering another request."""
+
+    status = 409
+
+    def __init__(self, message: str = "AI is thinking") -> None:
+        super().__init__(message)
+
+
+class RateLimited(AliceError):
+    status = 429
+    compat_status = 502
+
+    def __init__(self, retry_after: float, message: str = "Server busy") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(AliceError):
+    status = 413
+    compat_status = 413
+
+
+class ConfigError(Exception):
+    """A configuration mistake: the CLI prints the message and exits with status 2."""

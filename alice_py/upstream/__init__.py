@@ -1,0 +1,1 @@
+"""Talking to OpenAI-compatible model APIs: SSE decoding, the client, key pools, the router."""

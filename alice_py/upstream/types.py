@@ -1,0 +1,38 @@
+"""What the engine and the dialects hand to the upstream layer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Endpoint = Literal["chat", "completion"]
+"""``chat`` is ``POST {base_url}/chat/completions``; ``completion`` is ``POST {base_url}/completions``."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    endpoint: Endpoint
+    body: Mapping[str, Any]
+    """The OpenAI request body, ``model`` included. ``stream`` is set by the call made
+    (``call`` or ``stream``), not taken from here."""
+
+
+class Upstream(Protocol):
+    """What the engine needs from the upstream layer (the router implements it)."""
+
+    async def call(self, request: UpstreamRequest) -> dict[str, Any]:
+        """One non-streaming request; the upstream's JSON response."""
+        ...
+
+    def stream(self, request: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
+        """One streaming request; each SSE ``data:`` JSON object until ``[DONE]``."""
+        ...
+
+    async def text(self, request: UpstreamRequest) -> str:
+        """One non-streaming request; the text of its first choice."""
+        ...
+
+    def pieces(self, request: UpstreamRequest) -> AsyncIterator[str]:
+        """One streaming request; the non-empty text deltas of its first choice."""
+        ...
