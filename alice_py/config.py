@@ -305,6 +305,16 @@ def load(
     return build(merge(file_layer, read_environment(environ), flags))
 
 
+def mask_url(url: str) -> str:
+    """A database or proxy URL fit for a log line: the password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, has_password, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+
+
 def needs_keys_message() -> str:
     return "no API key: put keys in key.txt, set OPENAI_API_KEY, or run with --demo"
 

@@ -1,0 +1,31 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (it can do useful work)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from alice_py import keys
+from alice_py.db.engine import ping
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 only when the database answers and at least one upstream key is usable."""
+    app = request.app
+    problems: list[str] = []
+    db_problem = await ping(app[keys.DB_ENGINE])
+    if db_problem:
+        problems.append(f"database: {db_problem}")
+    if app[keys.KEY_POOL].usable_count() == 0:
+        problems.append("upstream: No available API keys")
+    if problems:
+        return web.Response(status=503, text="not ready: " + "; ".join(problems))
+    return web.Response(text="ready")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

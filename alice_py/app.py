@@ -1,0 +1,106 @@
+"""``create_app(config)``: the whole service as one aiohttp application.
+
+Every resource is opened and closed in ``cleanup_ctx``, in dependency order: the demo
+upstream (``--demo``), the shared HTTP client session, the database, the upstream
+router and its key pool, the conversation store, the engine. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from alice_py import keys
+from alice_py.api import health
+from alice_py.config import DEMO_KEY, Config
+from alice_py.db.engine import create_engine, upgrade
+from alice_py.db.shares import ShareRepository
+from alice_py.engine.service import ConversationService
+from alice_py.fake.upstream import start_fake_upstream
+from alice_py.store.memory import MemoryStore
+from alice_py.upstream.client import OpenAIClient
+from alice_py.upstream.keypool import KeyPool
+from alice_py.upstream.router import UpstreamRouter
+
+log = logging.getLogger(__name__)
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+
+async def demo_upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With ``--demo``, the built-in fake OpenAI server on a loopback port answers instead."""
+    cfg = app[keys.CONFIG]
+    if not cfg.upstream.demo:
+        app[keys.UPSTREAM_BASE_URL] = cfg.upstream.base_url
+        yield
+        return
+    fake = await start_fake_upstream()
+    app[keys.UPSTREAM_BASE_URL] = fake.url
+    log.info("answers come from the built-in demo model at %s (no API key, no network)", fake.url)
+    try:
+        yield
+    finally:
+        await fake.close()
+
+
+async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One pooled client session for every upstream request (keep-alive, DNS cache)."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        app[keys.HTTP_SESSION] = session
+        yield
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[keys.CONFIG]
+    await upgrade(cfg.database.url)
+    engine = create_engine(cfg.database.url)
+    app[keys.DB_ENGINE] = engine
+    app[keys.SHARES] = ShareRepository(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[keys.CONFIG]
+    upstream_keys = (DEMO_KEY,) if cfg.upstream.demo else cfg.upstream.keys
+    pool = KeyPool(upstream_keys, auto_remove=cfg.upstream.auto_remove_keys)
+    client = OpenAIClient(
+        app[keys.HTTP_SESSION],
+        app[keys.UPSTREAM_BASE_URL],
+        proxy=cfg.upstream.proxy or None,
+        connect_timeout=cfg.upstream.connect_timeout,
+        timeout=cfg.upstream.timeout,
+    )
+    app[keys.KEY_POOL] = pool
+    app[keys.ROUTER] = UpstreamRouter(client, pool)
+    yield
+
+
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[keys.CONFIG]
+    store = MemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
+    app[keys.STORE] = store
+    app[keys.SERVICE] = ConversationService(
+        store, app[keys.ROUTER], cfg.models, id_taken=app[keys.SHARES].exists
+    )
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+def create_app(cfg: Config) -> web.Application:
+    app = web.Application(client_max_size=cfg.server.max_body)
+    app[keys.CONFIG] = cfg
+    app[keys.STARTED_AT] = time.time()
+    contexts: list[CleanupCtx] = [demo_upstream_ctx, http_session_ctx, database_ctx, upstream_ctx, engine_ctx]
+    app.cleanup_ctx.extend(contexts)
+    health.add_routes(app)
+    return app

@@ -1,0 +1,140 @@
+"""The ``alice-py`` command: ``serve`` (the default) and ``db upgrade``.
+
+Alice's Go-style flags (``-p 7777 -t alice -a=false -l 500 -auth normal -proxy URL -db badger``)
+keep working next to the long ones, so people who ran the original can switch without
+rewriting their start scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from alice_py import __version__, config
+from alice_py.errors import ConfigError
+
+log = logging.getLogger("alice_py")
+
+SUBCOMMANDS = ("serve", "db")
+GO_VALUE_FLAGS = {"-p", "-t", "-l", "-d", "-auth", "-proxy", "-db"}
+GO_BADGER = "badger"
+
+
+def normalize_go_flags(argv: Sequence[str]) -> list[str]:
+    """Go's ``flag`` package accepts ``-name=value`` and bool flags as ``-a`` / ``-a=false``;
+    argparse does not, so those spellings are rewritten before parsing."""
+    result: list[str] = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if name == "-a":
+            on = not eq or value.strip().lower() not in ("false", "0", "f", "no", "off")
+            result.append("--auto-remove-keys" if on else "--no-auto-remove-keys")
+        elif eq and name in GO_VALUE_FLAGS:
+            result.extend([name, value])
+        else:
+            result.append(arg)
+    return result
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the service (the default command)")
+    p.add_argument("--config", metavar="FILE", help="a TOML config file (see config.example.toml)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("-p", "--port", type=int, help="port to listen on (default 7777)")
+    p.add_argument("-t", "--token", help="the shared secret for simple/normal auth (default alice)")
+    p.add_argument("-auth", "--auth", choices=config.AUTH_MODES, help="auth mode (default simple)")
+    p.add_argument("-l", "--limit", type=int, metavar="N", help="model calls per minute, 0 = off (500)")
+    p.add_argument("--ttl", type=float, metavar="SECONDS", help="idle conversation lifetime (1800)")
+    p.add_argument("-d", "-db", "--db", metavar="URL", help="database URL (SQLite file by default)")
+    p.add_argument("--base-url", metavar="URL", help="the OpenAI-compatible API base URL")
+    p.add_argument("--keys-file", metavar="PATH", help="API keys, one per line (./key.txt)")
+    p.add_argument("-proxy", "--proxy", metavar="URL", help="HTTP proxy for upstream requests")
+    p.add_argument(
+        "--auto-remove-keys",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="take keys that fail auth or quota out of the pool (on)",
+    )
+    p.add_argument("--compat-status", action="store_true", default=None, help="the original's status codes")
+    p.add_argument("--demo", action="store_true", default=None, help="answer from the built-in demo model")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING … (INFO)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alice-py",
+        description="A self-hosted, stateful conversation service for LLM chat.",
+    )
+    parser.add_argument("--version", action="version", version=f"alice-py {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,db}")
+    _serve_parser(sub)
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"], help="apply the migrations")
+    db.add_argument("--config", metavar="FILE")
+    db.add_argument("-d", "-db", "--db", metavar="URL")
+    return parser
+
+
+def flags_layer(args: argparse.Namespace) -> config.Layer:
+    """The flags the user gave, as a config layer (flags left out do not override anything)."""
+    mapping = {
+        "host": ("server", "host"),
+        "port": ("server", "port"),
+        "token": ("auth", "token"),
+        "auth": ("auth", "mode"),
+        "limit": ("limits", "per_minute"),
+        "ttl": ("conversations", "ttl"),
+        "db": ("database", "url"),
+        "base_url": ("upstream", "base_url"),
+        "keys_file": ("upstream", "keys_file"),
+        "proxy": ("upstream", "proxy"),
+        "auto_remove_keys": ("upstream", "auto_remove_keys"),
+        "compat_status": ("server", "compat_status"),
+        "demo": ("upstream", "demo"),
+    }
+    layer: config.Layer = {}
+    for attr, (section, key) in mapping.items():
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        if attr == "db" and value == GO_BADGER:
+            log.warning("-db badger is the Go original's store; shares go to the default SQLite file")
+            continue
+        layer.setdefault(section, {})[key] = value
+    return layer
+
+
+def load_config(args: argparse.Namespace, environ: Mapping[str, str]) -> config.Config:
+    cfg = config.load(getattr(args, "config", None), environ, flags_layer(args))
+    if args.command == "serve" and not cfg.upstream.keys and not cfg.upstream.demo:
+        raise ConfigError(config.needs_keys_message())
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if not raw or raw[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
+        raw.insert(0, "serve")
+    args = build_parser().parse_args(normalize_go_flags(raw))
+    level = getattr(args, "log_level", "INFO")
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    env = os.environ if environ is None else environ
+    try:
+        cfg = load_config(args, env)
+        if args.command == "db":
+            from alice_py.db.engine import upgrade
+
+            asyncio.run(upgrade(cfg.database.url))
+            print(f"database is at the latest revision: {config.mask_url(cfg.database.url)}")
+            return 0
+        from alice_py.server import serve
+
+        return serve(cfg)
+    except ConfigError as exc:
+        print(f"alice-py: {exc}", file=sys.stderr)
+        return 2
