@@ -1,0 +1,237 @@
+"""Opening the database: URL checks, the async engine, migrations and a health ping.
+
+SQLite (``sqlite+aiosqlite:///./data/alice.db``) is the default; a
+``postgresql+asyncpg://user:password@host:5432/db`` URL switches to PostgreSQL.
+Plain ``sqlite://`` and ``postgresql://`` URLs get the async driver added. As
+with asyncpg's own DSNs, PostgreSQL URL query parameters that are not connect
+options become server settings, e.g. ``?search_path=alice`` to use a schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+import alice_py
+from alice_py.errors import ConfigError
+
+SQLITE_DRIVER = "sqlite+aiosqlite"
+POSTGRES_DRIVER = "postgresql+asyncpg"
+_DRIVERS = {
+    "sqlite": SQLITE_DRIVER,
+    SQLITE_DRIVER: SQLITE_DRIVER,
+    "postgresql": POSTGRES_DRIVER,
+    "postgres": POSTGRES_DRIVER,
+    POSTGRES_DRIVER: POSTGRES_DRIVER,
+}
+_URL_HELP = "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user:password@host:5432/dbname"
+
+# Deferred BEGIN (see _begin_sqlite) plus WAL lets readers run beside one writer;
+# busy_timeout makes a second writer wait instead of failing at once.
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+)
+_PG_CONNECT_TIMEOUT = 10.0
+# Query parameters SQLAlchemy's asyncpg adapter itself consumes.
+_PG_ADAPTER_OPTIONS = frozenset({"prepared_statement_cache_size", "prepared_statement_name_func"})
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with any password replaced by ``***``, safe for logs and messages."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def parse_url(url: str) -> URL:
+    """The URL with its async driver, or ``ConfigError`` naming it (masked) and the supported forms."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"malformed database URL {mask_url(url)!r}: {_URL_HELP}") from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigError(f"unsupported database URL {mask_url(parsed)!r}: {_URL_HELP}")
+    return parsed.set(drivername=driver)
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    """Create the file's folder, so a fresh install needs no setup."""
+    if is_memory_sqlite(url) or url.query.get("uri") == "true" or url.database is None:
+        return
+    path = Path(url.database)
+    if path.is_dir():
+        raise ConfigError(f"cannot open the database {mask_url(url)!r}: {path} is a folder, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the folder {path.parent} for the database {mask_url(url)!r}: {exc.strerror}"
+        ) from None
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module, which would not
+    # BEGIN before DDL: migrations and batch writes are then truly atomic.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def _postgres_connect_args(url: URL) -> tuple[URL, dict[str, Any]]:
+    """Move server settings out of the query, where SQLAlchemy would pass them as connect() arguments."""
+    asyncpg = importlib.import_module("asyncpg")
+    known = set(inspect.signature(asyncpg.connect).parameters) | _PG_ADAPTER_OPTIONS
+    settings = {name: value for name, value in url.query.items() if name not in known}
+    bad = [name for name, value in settings.items() if not isinstance(value, str)]
+    if bad:
+        raise ConfigError(f"database URL {mask_url(url)!r}: {bad[0]} is given more than once")
+    connect_args: dict[str, Any] = {}
+    if settings:
+        connect_args["server_settings"] = settings
+    if "timeout" not in url.query:
+        connect_args["timeout"] = _PG_CONNECT_TIMEOUT
+    return url.difference_update_query(settings), connect_args
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """The async engine for ``url``; nothing is opened until first use (see ``upgrade`` and ``ping``).
+
+    Statement parameters are kept out of logs and error messages: they hold
+    upstream keys and users' text.
+    """
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _prepare_sqlite_file(parsed)
+        engine = create_async_engine(parsed, hide_parameters=True)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
+        return engine
+    parsed, connect_args = _postgres_connect_args(parsed)
+    try:
+        return create_async_engine(
+            parsed, connect_args=connect_args, pool_pre_ping=True, hide_parameters=True
+        )
+    except ArgumentError as exc:
+        raise ConfigError(f"database URL {mask_url(parsed)!r}: {exc}") from None
+
+
+def describe_error(exc: BaseException, url: URL | None = None) -> str:
+    """A one-line reason for a database failure, without the SQL or the password."""
+    cause: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    if url is not None and url.password:
+        reason = reason.replace(str(url.password), "***")
+    return reason
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: beside the package in a checkout or editable install."""
+    package = Path(alice_py.__file__).resolve().parent
+    for candidate in (package.parent / "migrations", package / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise ConfigError(f"the database migrations are missing: expected {package.parent / 'migrations'}")
+
+
+def alembic_config() -> AlembicConfig:
+    """Alembic's settings built in code, so no alembic.ini is needed at run time."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    return cfg
+
+
+def _run_upgrade(connection: Connection, cfg: AlembicConfig, revision: str) -> None:
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
+def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
+    """Apply the migrations up to ``revision``; safe to call on every start.
+
+    Pass an engine rather than a URL for an in-memory SQLite database, which
+    lives only as long as its engine. Raises ``ConfigError`` if the database
+    can't be opened or upgraded.
+    """
+    if isinstance(target, AsyncEngine):
+        await _upgrade_engine(target, revision)
+        return
+    engine = create_engine(target)
+    try:
+        await _upgrade_engine(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+async def _upgrade_engine(engine: AsyncEngine, revision: str) -> None:
+    cfg = alembic_config()
+    connection = engine.connect()
+    try:
+        await connection.start()
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        raise ConfigError(
+            f"cannot open the database {mask_url(engine.url)!r}: {describe_error(exc, engine.url)}"
+        ) from None
+    try:
+        async with connection.begin():
+            await connection.run_sync(_run_upgrade, cfg, revision)
+    except (SQLAlchemyError, CommandError, RevisionError) as exc:
+        raise ConfigError(
+            f"cannot upgrade the database {mask_url(engine.url)!r} to revision {revision}: "
+            f"{describe_error(exc, engine.url)}"
+        ) from None
+    finally:
+        await connection.close()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The migration the database is at, or None for a database never upgraded."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current_revision)
+
+
+async def ping(engine: AsyncEngine, within: float = 5.0) -> str | None:
+    """None when the database answers a query, else a reason fit for a readiness probe."""
+    try:
+        async with asyncio.timeout(within):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"database did not answer within {within:g} s"
+    except (SQLAlchemyError, OSError) as exc:
+        return f"database unavailable: {describe_error(exc, engine.url)}"
+    return None

@@ -1,0 +1,65 @@
+"""The tables, as typed declarative models.
+
+They must match what ``migrations/`` builds: a test compares the two. Change a
+table here and add a migration in the same commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Double, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Fixed constraint names keep migrations and models comparable on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SHARE_ID_LENGTH = 8
+CONVERSATION_ID_LENGTH = 64
+KIND_LENGTH = 32
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ShareRow(Base):
+    """A snapshot of a conversation that anyone with the id may read."""
+
+    __tablename__ = "shares"
+
+    id: Mapped[str] = mapped_column(String(SHARE_ID_LENGTH), primary_key=True)
+    prompt: Mapped[str] = mapped_column(Text, nullable=False)
+    sentences: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ConversationRow(Base):
+    """A live conversation saved at shutdown (or by write-behind) so a restart resumes it."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(CONVERSATION_ID_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(KIND_LENGTH), nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # Seconds since the epoch, as the engine's clock gives them.
+    last_active: Mapped[float] = mapped_column(Double, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Double, nullable=False, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class UpstreamKeyRow(Base):
+    """An upstream API key added at run time through the admin API."""
+
+    __tablename__ = "upstream_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

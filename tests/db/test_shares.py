@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alice_py.db.engine import create_engine
+from alice_py.db.shares import Share, ShareRepository
+
+
+async def test_put_then_get_returns_the_snapshot(engine: AsyncEngine) -> None:
+    shares = ShareRepository(engine)
+    await shares.put("abcd1234", "You are helpful.", ["hi", "hello, how can I help?"])
+    assert await shares.get("abcd1234") == Share("abcd1234", "You are helpful.", ("hi", "hello, how can I help?"))
+    assert await shares.exists("abcd1234")
+    assert await shares.count() == 1
+
+
+async def test_unknown_share_is_none(engine: AsyncEngine) -> None:
+    shares = ShareRepository(engine)
+    assert await shares.get("nope0000") is None
+    assert not await shares.exists("nope0000")
+    assert await shares.count() == 0
+
+
+async def test_storing_again_replaces(engine: AsyncEngine) -> None:
+    shares = ShareRepository(engine)
+    await shares.put("abcd1234", "old prompt", ["q1", "a1"])
+    await shares.put("abcd1234", "new prompt", ["q1", "a1", "q2", "a2"])
+    assert await shares.get("abcd1234") == Share("abcd1234", "new prompt", ("q1", "a1", "q2", "a2"))
+    assert await shares.count() == 1
+
+
+async def test_unicode_round_trip(engine: AsyncEngine) -> None:
+    shares = ShareRepository(engine)
+    sentences = ["你好，世界", "こんにちは、世界！", "emoji 🎉👩‍💻🇯🇵", 'quotes " \\ and \n newlines', ""]
+    await shares.put("Uni00001", "用中文回答 🙂", sentences)
+    share = await shares.get("Uni00001")
+    assert share is not None
+    assert share.prompt == "用中文回答 🙂"
+    assert share.sentences == tuple(sentences)
+
+
+async def test_empty_share(engine: AsyncEngine) -> None:
+    shares = ShareRepository(engine)
+    await shares.put("e", "", [])
+    assert await shares.get("e") == Share("e", "", ())
+
+
+async def test_id_longer_than_eight_is_refused_on_every_backend(engine: AsyncEngine) -> None:
+    shares = ShareRepository(engine)
+    with pytest.raises(ValueError, match="1 to 8 characters"):
+        await shares.put("123456789", "p", [])
+    assert await shares.count() == 0
+
+
+async def test_concurrent_puts_all_land(engine: AsyncEngine) -> None:
+    shares = ShareRepository(engine)
+    await asyncio.gather(*(shares.put(f"id{n:06d}", f"p{n}", [str(n)]) for n in range(25)))
+    assert await shares.count() == 25
+    assert await shares.get("id000024") == Share("id000024", "p24", ("24",))
+
+
+async def test_shares_survive_reopening_the_database(db_url: str, engine: AsyncEngine) -> None:
+    await ShareRepository(engine).put("keep1234", "prompt", ["q", "a"])
+    await engine.dispose()
+    reopened = create_engine(db_url)
+    try:
+        assert await ShareRepository(reopened).get("keep1234") == Share("keep1234", "prompt", ("q", "a"))
+    finally:
+        await reopened.dispose()
