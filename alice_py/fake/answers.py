@@ -1,0 +1,168 @@
+"""The fake model: deterministic answers and OpenAI's exact response and chunk shapes.
+
+The answer is a pure function of the request:
+
+- chat: ``CHAT_PREFIX + <text of the last user message>``, newlines kept;
+- completion: ``COMPLETION_PREFIX + <subject>``, where the subject is the last
+  non-empty line of the prompt after dropping a final speaker-label line (``AI:``)
+  and a leading ``Name: `` label. For Alice's transcript ``...\\nHuman: hi\\nAI: ``
+  that is ``hi``.
+
+Both are cut at the first ``stop`` sequence, as the real API does; ``max_tokens``,
+``temperature`` etc. are accepted and ignored. A stream splits the same text into
+chunks of ``words_per_chunk`` words (each word keeps the whitespace after it), so
+joining the deltas gives exactly the non-streamed answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+CHAT_PREFIX = "Demo answer (built-in demo model, not a real AI) to: "
+COMPLETION_PREFIX = "Demo completion (built-in demo model, not a real AI) of: "
+FINGERPRINT = "fp_alice_py_demo"
+
+_PIECES = re.compile(r"\S+\s*|\s+")
+_LABEL_LINE = re.compile(r"[^\s:][^:\n]{0,40}:")
+_LEADING_LABEL = re.compile(r"[^\s:][^:\n]{0,40}: ")
+
+
+def message_text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def last_user_message(messages: Any) -> str:
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                return message_text(message.get("content"))
+    return ""
+
+
+def prompt_text(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
+        return prompt[0]
+    return ""
+
+
+def completion_subject(prompt: str) -> str:
+    lines = [line.strip() for line in prompt.split("\n")]
+    lines = [line for line in lines if line]
+    if len(lines) > 1 and _LABEL_LINE.fullmatch(lines[-1]):
+        lines.pop()
+    subject = lines[-1] if lines else ""
+    return _LEADING_LABEL.sub("", subject, count=1)
+
+
+def _cut_at_stop(text: str, stop: Any) -> str:
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    cut = len(text)
+    for word in stops:
+        if isinstance(word, str) and word:
+            found = text.find(word)
+            if 0 <= found < cut:
+                cut = found
+    return text[:cut]
+
+
+def chat_answer(body: Mapping[str, Any]) -> str:
+    return _cut_at_stop(CHAT_PREFIX + last_user_message(body.get("messages")), body.get("stop"))
+
+
+def completion_answer(body: Mapping[str, Any]) -> str:
+    subject = completion_subject(prompt_text(body.get("prompt")))
+    return _cut_at_stop(COMPLETION_PREFIX + subject, body.get("stop"))
+
+
+def split_answer(text: str, words_per_chunk: int = 1) -> list[str]:
+    """The streamed pieces of ``text``; ``"".join(split_answer(t, n)) == t``."""
+    pieces = _PIECES.findall(text)
+    size = max(words_per_chunk, 1)
+    return ["".join(pieces[i : i + size]) for i in range(0, len(pieces), size)]
+
+
+def usage(body: Mapping[str, Any], answer: str) -> dict[str, int]:
+    """Token counts, approximated by words (deterministic, good enough for a fake)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        sent = " ".join(message_text(m.get("content")) for m in messages if isinstance(m, dict))
+    else:
+        sent = prompt_text(body.get("prompt"))
+    prompt_tokens, completion_tokens = len(sent.split()), len(answer.split())
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+class Shape:
+    """One response's constant fields, and the chat or completion objects built from them."""
+
+    def __init__(self, chat: bool, response_id: str, created: int, model: str) -> None:
+        self.chat = chat
+        self.head = {"id": response_id, "object": "", "created": created, "model": model}
+
+    def response(self, text: str, usage_: dict[str, int]) -> dict[str, Any]:
+        if self.chat:
+            message = {"role": "assistant", "content": text, "refusal": None}
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+            return {
+                **self.head,
+                "object": "chat.completion",
+                "choices": [choice],
+                "usage": usage_,
+                "system_fingerprint": FINGERPRINT,
+            }
+        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}
+        return {**self.head, "object": "text_completion", "choices": [choice], "usage": usage_}
+
+    def _chunk(self, choices: list[dict[str, Any]], with_usage: bool) -> dict[str, Any]:
+        kind = "chat.completion.chunk" if self.chat else "text_completion"
+        chunk = {**self.head, "object": kind, "choices": choices}
+        if self.chat:
+            chunk["system_fingerprint"] = FINGERPRINT
+        if with_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def chunks(self, pieces: list[str], usage_: dict[str, int], with_usage: bool) -> Iterator[dict[str, Any]]:
+        """OpenAI's stream: (chat) a role chunk, one chunk per piece, a ``finish_reason``
+        chunk, and with ``stream_options.include_usage`` a last chunk with no choices."""
+        if self.chat:
+            role = {"role": "assistant", "content": "", "refusal": None}
+            yield self._chunk([self._choice(role, None)], with_usage)
+            for piece in pieces:
+                yield self._chunk([self._choice({"content": piece}, None)], with_usage)
+            yield self._chunk([self._choice({}, "stop")], with_usage)
+        else:
+            for piece in pieces:
+                yield self._chunk([self._choice(piece, None)], with_usage)
+            yield self._chunk([self._choice("", "stop")], with_usage)
+        if with_usage:
+            yield {**self._chunk([], False), "usage": usage_}
+
+    def _choice(self, delta: dict[str, Any] | str, finish_reason: str | None) -> dict[str, Any]:
+        if isinstance(delta, str):
+            return {"text": delta, "index": 0, "logprobs": None, "finish_reason": finish_reason}
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+
+def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}

@@ -1,0 +1,93 @@
+"""The fake upstream's switches and its record of what it received."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FailureKind = Literal["invalid_key", "quota", "rate_limit", "server_error", "bad_request"]
+"""What ``FakeState.fail_next`` makes the next requests answer:
+401 ``invalid_api_key``; 429 ``insufficient_quota``; 429 ``rate_limit_exceeded`` with
+``Retry-After: <state.retry_after>``; 500 ``server_error``; 400 ``invalid_request_error``."""
+
+FAILURE_KINDS: tuple[FailureKind, ...] = ("invalid_key", "quota", "rate_limit", "server_error", "bad_request")
+
+KEY_TRIGGERS: tuple[tuple[str, FailureKind], ...] = (
+    ("bad", "invalid_key"),
+    ("noquota", "quota"),
+    ("ratelimit", "rate_limit"),
+    ("error5xx", "server_error"),
+)
+"""A key containing the word fails every request the same way (checked in this order)."""
+
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo-instruct", "demo")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request as the fake received it. ``key`` is the Bearer token (None if absent);
+    ``body`` the parsed JSON body (None if there was none or it was not JSON)."""
+
+    method: str
+    path: str
+    key: str | None
+    body: Any
+
+
+@dataclass(slots=True)
+class FakeState:
+    """Switches a test flips, and what reached the fake. The switches stay set until changed.
+
+    - ``delay``: seconds to wait before answering (headers included).
+    - ``chunk_delay``: seconds between streamed chunks.
+    - ``words_per_chunk``: words of the answer per streamed chunk.
+    - ``break_stream_after``: send that many ``data:`` chunks, then cut the connection.
+    - ``stream_error_after``: send that many chunks, then an error (``{"error": {...}}`` data,
+      or ``event: error`` with ``stream_error_as_event``), and end the stream without ``[DONE]``.
+    - ``omit_done``: end every stream cleanly but without ``data: [DONE]``.
+    - ``retry_after``: the ``Retry-After`` seconds of rate-limit answers.
+    """
+
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    words_per_chunk: int = 1
+    break_stream_after: int | None = None
+    stream_error_after: int | None = None
+    stream_error_as_event: bool = False
+    omit_done: bool = False
+    retry_after: float = 7.0
+    models: tuple[str, ...] = DEFAULT_MODELS
+    requests: list[RecordedRequest] = field(default_factory=list)
+    disconnects: int = 0
+    """Streams the client went away from before the end (the fake noticed on its next write)."""
+    _failures: deque[FailureKind] = field(default_factory=deque)
+    _served: int = 0
+
+    def next_id(self) -> int:
+        """A fresh number for a response id (``chatcmpl-demo-<n>``)."""
+        self._served += 1
+        return self._served
+
+    def fail_next(self, kind: FailureKind, count: int = 1) -> None:
+        """Make the next ``count`` model requests (chat or completion) fail with ``kind``."""
+        if kind not in FAILURE_KINDS:
+            raise ValueError(f"unknown failure kind {kind!r}; one of {', '.join(FAILURE_KINDS)}")
+        self._failures.extend([kind] * count)
+
+    def take_failure(self, key: str) -> FailureKind | None:
+        """The failure this request must answer with: the key's trigger word, else a queued one."""
+        for word, kind in KEY_TRIGGERS:
+            if word in key:
+                return kind
+        return self._failures.popleft() if self._failures else None
+
+    @property
+    def keys_used(self) -> list[str | None]:
+        """The key of each request received, in order."""
+        return [request.key for request in self.requests]
+
+    @property
+    def last(self) -> RecordedRequest:
+        """The last request received (IndexError if none)."""
+        return self.requests[-1]

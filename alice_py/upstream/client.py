@@ -1,0 +1,335 @@
+"""An OpenAI-compatible HTTP client: chat and text completions, streaming and not.
+
+One client per upstream, sharing the app's one ``aiohttp.ClientSession``. The key
+is an argument of each call (the router picks it from the key pool).
+
+Timeouts (``aiohttp.ClientTimeout``):
+
+- ``connect_timeout`` is ``sock_connect``: the TCP/TLS connect only. Waiting for a
+  free connection of the session's pool is not counted, so a busy service does not
+  report its own queueing as an upstream timeout.
+- ``timeout`` is ``total`` for a non-streaming call: the whole answer must arrive
+  within it. For a stream it is ``sock_read``: the longest silence allowed, before
+  the first byte and between chunks. A long answer that keeps arriving never times out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import re
+import time
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from http import HTTPStatus
+from typing import Any
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from alice_py.upstream.errors import (
+    InvalidKeyError,
+    QuotaExceededError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamRateLimitError,
+    UpstreamRequestError,
+    UpstreamServerError,
+    UpstreamTimeoutError,
+)
+from alice_py.upstream.keypool import mask_key
+from alice_py.upstream.sse import iter_events
+from alice_py.upstream.types import Endpoint, UpstreamRequest
+
+USER_AGENT = "alice-py/0.1"
+DONE = "[DONE]"
+
+_KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_\-]{12,}")
+"""Something that looks like an OpenAI key, in case an upstream echoes a key we did not send."""
+
+
+def scrub(message: str, key: str | None = None) -> str:
+    """``message`` with ``key`` (and anything that looks like a key) masked."""
+    if key:
+        message = message.replace(key, mask_key(key))
+    return _KEY_LIKE.sub(lambda match: mask_key(match.group(0)), message)
+
+
+# ---- mapping an upstream's error answer to an UpstreamError ----------------------------------------
+
+
+def _error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
+    """(message, code, type) of an OpenAI error object, or of the looser shapes other
+    servers use (``{"error": "text"}``, vLLM's ``{"object": "error", "message": ...}``)."""
+    if not isinstance(data, dict):
+        return None, None, None
+    error = data.get("error")
+    source: Any = error if isinstance(error, dict) else data
+    message = error if isinstance(error, str) else source.get("message")
+    code, type_ = source.get("code"), source.get("type")
+    return (
+        message if isinstance(message, str) and message.strip() else None,
+        str(code) if code is not None else None,
+        str(type_) if isinstance(type_, str) else None,
+    )
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), as openai-python."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    with contextlib.suppress(ValueError):
+        if "retry-after-ms" in lowered:
+            return max(float(lowered["retry-after-ms"]) / 1000, 0.0)
+    value = lowered.get("retry-after")
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(float(value), 0.0)
+    with contextlib.suppress(ValueError, TypeError):
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    return None
+
+
+def _classify(
+    status: int, message: str, code: str | None, type_: str | None, retry_after: float | None
+) -> UpstreamError:
+    if status == 401:
+        return InvalidKeyError(message, upstream_status=status, code=code, type=type_)
+    if status == 429:
+        if "insufficient_quota" in (code, type_):
+            return QuotaExceededError(message, upstream_status=status, code=code, type=type_)
+        return UpstreamRateLimitError(
+            message, retry_after=retry_after, upstream_status=status, code=code, type=type_
+        )
+    if status >= 500:
+        return UpstreamServerError(message, upstream_status=status, code=code, type=type_)
+    if status >= 400:
+        return UpstreamRequestError(message, upstream_status=status, code=code, type=type_)
+    return UpstreamError(message, upstream_status=status, code=code, type=type_)
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
+def error_from_response(
+    status: int, body: bytes, headers: Mapping[str, str], *, key: str | None = None
+) -> UpstreamError:
+    """The UpstreamError for an HTTP error answer, keeping the upstream's own message.
+
+    401 → InvalidKeyError; 429 with ``insufficient_quota`` → QuotaExceededError; other
+    429 → UpstreamRateLimitError (``retry_after`` from the headers); 5xx →
+    UpstreamServerError; other 4xx → UpstreamRequestError. ``key`` is masked out of the message.
+    """
+    try:
+        message, code, type_ = _error_fields(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        message, code, type_ = None, None, None
+    if message is None:
+        message = f"The model API answered HTTP {status} {_reason(status)}"
+    retry_after = _retry_after(headers) if status == 429 else None
+    return _classify(status, scrub(message, key), code, type_, retry_after)
+
+
+_STREAM_ERROR_STATUS = {
+    "invalid_api_key": 401,
+    "authentication_error": 401,
+    "insufficient_quota": 429,
+    "rate_limit_exceeded": 429,
+    "rate_limit_error": 429,
+    "invalid_request_error": 400,
+}
+
+
+def error_from_stream(data: str, *, key: str | None = None) -> UpstreamError:
+    """The UpstreamError for an error sent inside a stream (``{"error": {...}}`` data or
+    ``event: error``). The HTTP status was 200, so the class follows the error's code or
+    type; unknown ones count as a server error."""
+    try:
+        message, code, type_ = _error_fields(orjson.loads(data))
+    except orjson.JSONDecodeError:
+        message, code, type_ = (data.strip() or None), None, None
+    status = _STREAM_ERROR_STATUS.get(code or "") or _STREAM_ERROR_STATUS.get(type_ or "") or 500
+    text = message or "The model API reported an error in the middle of its answer"
+    return _classify(status, scrub(text, key), code, type_, None)
+
+
+def _json_object(raw: bytes | str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise UpstreamError("The model API sent a response that is not a JSON object")
+    return data
+
+
+# ---- pulling the text out of responses ------------------------------------------------------------
+
+
+def _first_choice(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    choices = data.get("choices")
+    if not choices or not isinstance(choices, list):
+        return None
+    for choice in choices:
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            return choice
+    return None
+
+
+def response_text(endpoint: Endpoint, response: Mapping[str, Any]) -> str:
+    """The first choice's ``message.content`` (chat) or ``text`` (completion); ``""`` if none."""
+    choice = _first_choice(response)
+    if choice is None:
+        return ""
+    if endpoint == "chat":
+        message = choice.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+    else:
+        content = choice.get("text")
+    return content if isinstance(content, str) else ""
+
+
+def chunk_text(endpoint: Endpoint, chunk: Mapping[str, Any]) -> str:
+    """The first choice's ``delta.content`` (chat) or ``text`` (completion) of a stream chunk."""
+    choice = _first_choice(chunk)
+    if choice is None:
+        return ""
+    if endpoint == "chat":
+        delta = choice.get("delta")
+        content = delta.get("content") if isinstance(delta, dict) else None
+    else:
+        content = choice.get("text")
+    return content if isinstance(content, str) else ""
+
+
+# ---- the client -----------------------------------------------------------------------------------
+
+
+class OpenAIClient:
+    """Calls one OpenAI-compatible API at ``base_url`` (e.g. ``https://api.openai.com/v1``)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        proxy: str | None = None,
+        connect_timeout: float = 10.0,
+        timeout: float = 300.0,
+    ) -> None:
+        base = base_url.rstrip("/")
+        self.base_url = base
+        self._session = session
+        self._proxy = proxy or None
+        self._urls: dict[str, URL] = {
+            "chat": URL(f"{base}/chat/completions"),
+            "completion": URL(f"{base}/completions"),
+        }
+        self._models_url = URL(f"{base}/models")
+        self._connect_timeout = connect_timeout
+        self._timeout = timeout
+        self._call_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=timeout
+        )
+        self._json_headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        self._sse_headers = {**self._json_headers, "Accept": "text/event-stream"}
+
+    def __repr__(self) -> str:
+        return f"<OpenAIClient {self.base_url}>"
+
+    @contextlib.contextmanager
+    def _network_errors(self, key: str, *, streaming: bool) -> Iterator[None]:
+        """Timeouts and connection failures as UpstreamTimeoutError / UpstreamConnectionError."""
+        try:
+            yield
+        except TimeoutError as exc:
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                message = f"Could not connect to the model API within {self._connect_timeout:g} s"
+            elif streaming:
+                message = f"The model API sent nothing for {self._timeout:g} s"
+            else:
+                message = f"The model API did not answer within {self._timeout:g} s"
+            raise UpstreamTimeoutError(message) from exc
+        except aiohttp.ClientError as exc:
+            detail = scrub(str(exc) or type(exc).__name__, key)
+            raise UpstreamConnectionError(f"Connection to the model API failed: {detail}") from exc
+
+    async def _send(
+        self, method: str, url: URL, key: str, body: bytes | None, *, streaming: bool
+    ) -> aiohttp.ClientResponse:
+        """The response, once its status is known to be a success; else the mapped error."""
+        template = self._sse_headers if streaming else self._json_headers
+        headers = {**template, "Authorization": f"Bearer {key}"}
+        timeout = self._stream_timeout if streaming else self._call_timeout
+        with self._network_errors(key, streaming=streaming):
+            response = await self._session.request(
+                method, url, data=body, headers=headers, proxy=self._proxy, timeout=timeout
+            )
+            if response.status < 400:
+                return response
+            try:
+                raw = await response.read()
+            finally:
+                response.release()
+        raise error_from_response(response.status, raw, response.headers, key=key)
+
+    async def _call_json(self, method: str, url: URL, key: str, body: bytes | None) -> dict[str, Any]:
+        response = await self._send(method, url, key, body, streaming=False)
+        try:
+            with self._network_errors(key, streaming=False):
+                raw = await response.read()
+        finally:
+            response.release()
+        return _json_object(raw)
+
+    async def call(self, key: str, request: UpstreamRequest) -> dict[str, Any]:
+        """One non-streaming request (``"stream": false``); the upstream's JSON response."""
+        body = {**request.body, "stream": False}
+        body.pop("stream_options", None)  # OpenAI rejects stream_options without stream
+        return await self._call_json("POST", self._urls[request.endpoint], key, orjson.dumps(body))
+
+    async def list_models(self, key: str) -> dict[str, Any]:
+        """``GET {base_url}/models``."""
+        return await self._call_json("GET", self._models_url, key, None)
+
+    async def stream(self, key: str, request: UpstreamRequest) -> AsyncGenerator[dict[str, Any], None]:
+        """One streaming request (``"stream": true``): each ``data:`` JSON object until ``[DONE]``.
+
+        An error sent inside the stream raises its UpstreamError; a stream that ends
+        without ``[DONE]`` or breaks raises UpstreamConnectionError. The response is
+        closed when the iteration stops for any reason, so a consumer that is cancelled
+        or stops early closes the upstream connection at once.
+        """
+        body = orjson.dumps({**request.body, "stream": True})
+        response = await self._send("POST", self._urls[request.endpoint], key, body, streaming=True)
+        done = False
+        try:
+            with self._network_errors(key, streaming=True):
+                async for event in iter_events(response):
+                    data = event.data
+                    if data == DONE:
+                        done = True
+                        return
+                    if event.event == "error":
+                        raise error_from_stream(data, key=key)
+                    if not data:
+                        continue
+                    chunk = _json_object(data)
+                    if chunk.get("error") or chunk.get("object") == "error":
+                        raise error_from_stream(data, key=key)
+                    yield chunk
+            raise UpstreamConnectionError("The model API stream ended before the answer was complete")
+        finally:
+            if done:
+                response.release()  # back to the pool when fully read, else closed
+            else:
+                response.close()

@@ -1,0 +1,136 @@
+"""The router: one upstream client and its key pool, with failover. Implements ``Upstream``.
+
+Failover policy (like openai-python's retries, but across keys and without sleeping):
+
+- A key that answers invalid-key or exhausted-quota is reported to the pool (which
+  disables it when ``auto_remove`` is on) and the request is retried once on the next key.
+- 429, 5xx and connection failures are retried once on another key too; the failed key
+  cools down in the pool (for ``Retry-After`` when given) instead of making this request wait.
+- Timeouts and other 4xx are not retried: a timeout already cost the user the full
+  wait, and a bad request fails the same way on every key.
+- A stream fails over only before its first chunk; after that, the client has started
+  receiving the answer and errors propagate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from alice_py.upstream.client import OpenAIClient, chunk_text, response_text
+from alice_py.upstream.errors import (
+    InvalidKeyError,
+    NoAvailableKeysError,
+    QuotaExceededError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamRateLimitError,
+    UpstreamServerError,
+)
+from alice_py.upstream.keypool import KeyPool, mask_key
+from alice_py.upstream.types import UpstreamRequest
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Chunks = AsyncGenerator[dict[str, Any], None]
+
+RETRIED = (
+    InvalidKeyError,
+    QuotaExceededError,
+    UpstreamRateLimitError,
+    UpstreamServerError,
+    UpstreamConnectionError,
+)
+
+
+class UpstreamRouter:
+    """Requests to one OpenAI-compatible upstream through its key pool (``router.pool``)."""
+
+    def __init__(self, client: OpenAIClient, pool: KeyPool) -> None:
+        self.client = client
+        self.pool = pool
+
+    def __repr__(self) -> str:
+        return f"<UpstreamRouter {self.client.base_url} {self.pool!r}>"
+
+    def _retry_key(self, key: str, error: UpstreamError) -> str | None:
+        """The key to retry with after ``key`` failed with ``error``, or None: don't retry."""
+        if not isinstance(error, RETRIED):
+            return None
+        try:
+            retry_key = self.pool.acquire(exclude=(key,))
+        except NoAvailableKeysError:
+            return None
+        log.warning(
+            "model API failed with key %s (%s, HTTP %s); retrying once with key %s",
+            mask_key(key),
+            type(error).__name__,
+            error.upstream_status,
+            mask_key(retry_key),
+        )
+        return retry_key
+
+    async def _attempt(self, send: Callable[[str], Awaitable[T]]) -> tuple[str, T]:
+        """``send(key)`` with a key from the pool, and once more with another key if it
+        failed in a way another key may fix. Failures are reported to the pool."""
+        key = self.pool.acquire()
+        try:
+            return key, await send(key)
+        except UpstreamError as exc:
+            self.pool.report_failure(key, exc)
+            retry_key = self._retry_key(key, exc)
+            if retry_key is None:
+                raise
+        try:
+            return retry_key, await send(retry_key)
+        except UpstreamError as exc:
+            self.pool.report_failure(retry_key, exc)
+            raise
+
+    async def call(self, request: UpstreamRequest) -> dict[str, Any]:
+        """One non-streaming request; the upstream's JSON response."""
+        key, response = await self._attempt(lambda key: self.client.call(key, request))
+        self.pool.report_success(key)
+        return response
+
+    async def _open(self, key: str, request: UpstreamRequest) -> tuple[Chunks, dict[str, Any] | None]:
+        """Start a stream and wait for its first chunk (None: it ended at once, with ``[DONE]``)."""
+        chunks = self.client.stream(key, request)
+        try:
+            first = await anext(chunks, None)
+        except BaseException:
+            await chunks.aclose()
+            raise
+        return chunks, first
+
+    async def stream(self, request: UpstreamRequest) -> Chunks:
+        """One streaming request; each SSE ``data:`` JSON object until ``[DONE]``.
+        Closing this iterator (or cancelling its consumer) closes the upstream connection."""
+        key, (chunks, first) = await self._attempt(lambda key: self._open(key, request))
+        try:
+            if first is not None:
+                yield first
+                async for chunk in chunks:
+                    yield chunk
+        except UpstreamError as exc:
+            self.pool.report_failure(key, exc)
+            raise
+        finally:
+            await chunks.aclose()
+        self.pool.report_success(key)
+
+    async def text(self, request: UpstreamRequest) -> str:
+        """One non-streaming request; the text of its first choice."""
+        return response_text(request.endpoint, await self.call(request))
+
+    async def pieces(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
+        """One streaming request; the non-empty text deltas of its first choice."""
+        endpoint = request.endpoint
+        async with contextlib.aclosing(self.stream(request)) as chunks:
+            async for chunk in chunks:
+                text = chunk_text(endpoint, chunk)
+                if text:
+                    yield text
