@@ -1,0 +1,1 @@
+"""Live conversation stores: the ``ConversationStore`` protocol (``base``) and its backends."""

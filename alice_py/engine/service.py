@@ -1,0 +1,319 @@
+"""The conversation engine: create, ask, regenerate, rollback… with no HTTP inside.
+
+Rules every dialect relies on:
+
+- One request at a time per conversation (the store's lock): ``ask``,
+  ``regenerate`` and ``rollback`` raise ``ConversationBusy`` while another runs.
+- A turn is committed only when its answer completed (see ``Answer``); anything
+  else leaves the conversation exactly as it was. ``finish`` during an answer
+  wins: the answer is still delivered, but the finished conversation is not
+  brought back.
+- Every call naming a conversation counts as a use and restarts its time to live
+  (the original refreshed it on each answer; reading the context or sharing is
+  a sign of life too). ``Conversation.last_active`` only moves when it changes.
+- Stored sentences are trimmed of leading and trailing newlines like the
+  answers returned (the original stored them so, and ``context`` shows them so).
+- ``rollback`` drops the removed question with every answer to it; regenerate
+  keeps the earlier answer as a sibling of the new one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from alice_py import ids
+from alice_py.config import ModelsConfig
+from alice_py.engine.answer import Answer
+from alice_py.engine.presets import (
+    CHAT_NAMES,
+    COMPLETION_NAMES,
+    DEFAULT_CHAT_PROMPT,
+    DEFAULT_COMPLETION_PROMPT,
+    FRIEND_CHAT,
+    FRIEND_NAMES,
+    QUICK,
+    SETTINGS,
+    Kind,
+)
+from alice_py.engine.requests import (
+    Turn,
+    chat_request,
+    completion_request,
+    context_text,
+    conversation_request,
+    examples_turns,
+    summary_request,
+)
+from alice_py.engine.tree import Conversation, Message
+from alice_py.errors import AliceError, BadRequest, ConversationBusy, ConversationNotFound, NotFound
+from alice_py.store.base import ConversationStore
+from alice_py.upstream.types import Upstream, UpstreamRequest
+
+IdTaken = Callable[[str], Awaitable[bool]]
+"""Whether an id is already used outside the store (by a share)."""
+
+MAX_ID_ATTEMPTS = 100
+EMPTY_QUESTION = "Question can not be empty"
+ROLLBACK_BUSY = "Failed to rollback, cant rollback while AI is thinking"
+
+
+class ConversationService:
+    def __init__(
+        self,
+        store: ConversationStore,
+        upstream: Upstream,
+        models: ModelsConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        id_taken: IdTaken | None = None,
+        new_id: Callable[[], str] = ids.new_id,
+        new_message_id: Callable[[], str] = ids.new_message_id,
+    ) -> None:
+        self.store = store
+        self.upstream = upstream
+        self.models = models
+        self._clock = clock
+        self._id_taken = id_taken
+        self._new_id = new_id
+        self._new_message_id = new_message_id
+
+    # --- conversations -------------------------------------------------------------------
+
+    async def create(
+        self,
+        kind: Kind,
+        *,
+        prompt: str | None = None,
+        settings: str = "",
+        human_name: str | None = None,
+        ai_name: str | None = None,
+        stream: bool = False,
+        model: str | None = None,
+    ) -> Conversation:
+        """A new live conversation with a fresh id.
+
+        ``prompt`` None or empty takes the kind's default: the assistant prompt for
+        ``create`` (default settings), ChatGPT's for gpt4, none for turbo, FriendChat
+        and role play. A completion conversation given ``human_name``/``ai_name`` is
+        a role play (roleplay preset, stop at the human's name). Chat kinds keep the
+        names as labels (user / assistant by default).
+        """
+        if settings not in SETTINGS:
+            raise BadRequest(f"No such setting: {settings}")
+        preset, default_prompt, (human, ai) = _defaults(kind, settings, human_name, ai_name)
+        now = self._clock()
+        conv = Conversation(
+            id="",
+            kind=kind,
+            prompt=prompt or default_prompt,
+            human_name=human_name or human,
+            ai_name=ai_name or ai,
+            preset=preset,
+            stream=stream,
+            created=now,
+            last_active=now,
+            model=model,
+        )
+        await self._insert(conv)
+        return conv
+
+    async def _insert(self, conv: Conversation) -> None:
+        for _ in range(MAX_ID_ATTEMPTS):
+            conv.id = self._new_id()
+            if self._id_taken is not None and await self._id_taken(conv.id):
+                continue
+            if await self.store.add(conv):
+                return
+        raise AliceError("Could not find a free conversation id, please try again")
+
+    async def get(self, conv_id: str) -> Conversation:
+        """The live conversation (a use: its time to live restarts)."""
+        conv = await self.store.get(conv_id)
+        if conv is None:
+            raise ConversationNotFound(conv_id)
+        await self.store.touch(conv_id)
+        return conv
+
+    async def finish(self, conv_id: str) -> None:
+        if not await self.store.delete(conv_id):
+            raise ConversationNotFound(conv_id)
+
+    async def context(self, conv_id: str) -> str:
+        return context_text(await self.get(conv_id))
+
+    async def context_array(self, conv_id: str) -> list[str]:
+        return (await self.get(conv_id)).sentences()
+
+    async def share_snapshot(self, conv_id: str) -> tuple[str, str, list[str]]:
+        """``(Id, Prompt, SentenceList)`` for ``/chatgpt/store``."""
+        conv = await self.get(conv_id)
+        return conv.id, conv.prompt, conv.sentences()
+
+    # --- turns ---------------------------------------------------------------------------
+
+    async def ask(self, conv_id: str, question: str, *, parent_id: str | None = None) -> Answer:
+        """Answer ``question`` after ``parent_id`` (default: the current leaf).
+
+        Raises before returning: ``BadRequest`` (empty question), ``ConversationNotFound``,
+        ``NotFound`` (unknown ``parent_id``), ``ConversationBusy``. Upstream errors come
+        from iterating the answer. The returned answer holds the lock: consume or close it.
+        """
+        if not question:
+            raise BadRequest(EMPTY_QUESTION)
+        conv = await self._lock(conv_id)
+        try:
+            parent = conv.leaf if parent_id is None else parent_id
+            if parent is not None and parent not in conv.messages:
+                raise NotFound(f"failed to find message with provided id: {parent}")
+            asked = Message(self._new_message_id(), parent, "user", question, self._clock())
+            turns = [*_turns(conv.path(parent)), ("user", question)]
+        except BaseException:
+            await self.store.unlock(conv_id)
+            raise
+        return await self._answer(conv, asked, turns)
+
+    async def regenerate(self, conv_id: str) -> Answer:
+        """Ask the last question again; the earlier answer stays in the tree as a sibling."""
+        conv = await self._lock(conv_id)
+        try:
+            last = conv.messages[conv.leaf] if conv.leaf is not None else None
+            if last is None or last.role != "assistant" or last.parent_id is None:
+                raise BadRequest("Nothing to regenerate")
+            asked = conv.messages[last.parent_id]
+            turns = _turns(conv.path(asked.id))
+        except BaseException:
+            await self.store.unlock(conv_id)
+            raise
+        return await self._answer(conv, asked, turns, new_question=False)
+
+    async def rollback(self, conv_id: str) -> None:
+        """Remove the last question and its answer(s); the leaf moves back two messages."""
+        conv = await self._lock(conv_id, busy=ROLLBACK_BUSY)
+        try:
+            path = conv.path()
+            if len(path) < 2:
+                raise BadRequest("Failed to rollback, dialog is empty")
+            question = path[-2]
+            updated = conv.copy()
+            updated.leaf = question.parent_id
+            updated.remove_branch(question.id)
+            updated.last_active = self._clock()
+            await self.store.replace(updated)
+        finally:
+            await self.store.unlock(conv_id)
+
+    async def _lock(self, conv_id: str, *, busy: str = "AI is thinking") -> Conversation:
+        """Take the conversation's lock and read it under the lock."""
+        if not await self.store.try_lock(conv_id):
+            if not await self.store.exists(conv_id):
+                raise ConversationNotFound(conv_id)
+            raise ConversationBusy(busy)
+        try:
+            conv = await self.get(conv_id)
+        except BaseException:
+            await self.store.unlock(conv_id)
+            raise
+        return conv
+
+    async def _answer(
+        self, conv: Conversation, asked: Message, turns: list[Turn], *, new_question: bool = True
+    ) -> Answer:
+        """An answer to ``asked`` holding ``conv``'s lock, which it releases when it ends."""
+        answer_id = self._new_message_id()
+
+        async def commit(text: str) -> None:
+            updated = conv.copy()
+            if new_question:
+                updated.add(asked)
+            now = self._clock()
+            updated.add(Message(answer_id, asked.id, "assistant", text, now))
+            updated.leaf = answer_id
+            updated.last_active = now
+            await self.store.replace(updated)
+
+        async def release() -> None:
+            await self.store.unlock(conv.id)
+
+        try:
+            answer = Answer(
+                self.upstream,
+                conversation_request(conv, turns, self.models),
+                streaming=conv.stream,
+                conversation_id=conv.id,
+                message_id=answer_id,
+                parent_id=asked.id,
+                commit=commit,
+                release=release,
+            )
+            await answer._start()
+        except BaseException:
+            await release()
+            raise
+        return answer
+
+    # --- one-off answers (nothing kept) ----------------------------------------------------
+
+    async def one_off(
+        self,
+        kind: Kind,
+        *,
+        question: str,
+        prompt: str = "",
+        examples: Sequence[str] = (),
+        stream: bool = True,
+    ) -> Answer:
+        """quickAnswer: ``examples`` (human, AI, human, …) as few-shot history; gpt3 uses the quick preset."""
+        if not question:
+            raise BadRequest(EMPTY_QUESTION)
+        turns = examples_turns(examples, question)
+        if kind.is_chat:
+            request = chat_request(kind.model(self.models), prompt, turns)
+        else:
+            human, ai = COMPLETION_NAMES
+            request = completion_request(kind.model(self.models), prompt, QUICK, human, ai, turns)
+        return self._one_off(request, stream)
+
+    async def one_off_chat(
+        self, messages: Sequence[Mapping[str, str]], *, model: str | None = None, stream: bool = False
+    ) -> Answer:
+        """A chat completion of ``messages`` as given (stateless dialects); default model: turbo's."""
+        if not messages:
+            raise BadRequest("messages can not be empty")
+        body = {"model": model or self.models.turbo, "messages": [dict(m) for m in messages]}
+        return self._one_off(UpstreamRequest(endpoint="chat", body=body), stream)
+
+    async def summary(self, article: str) -> Answer:
+        """A completion of ``<article>\\nTl;dr\\n`` with the summary preset (not streamed)."""
+        if not article.strip():
+            raise BadRequest("Article can not be empty")
+        return self._one_off(summary_request(article, self.models), stream=False)
+
+    def _one_off(self, request: UpstreamRequest, stream: bool) -> Answer:
+        return Answer(
+            self.upstream,
+            request,
+            streaming=stream,
+            conversation_id=None,
+            message_id=self._new_message_id(),
+            parent_id=None,
+        )
+
+
+def _turns(path: Sequence[Message]) -> list[Turn]:
+    return [(message.role, message.content) for message in path]
+
+
+def _defaults(
+    kind: Kind, settings: str, human_name: str | None, ai_name: str | None
+) -> tuple[str, str, tuple[str, str]]:
+    """``(preset, default prompt, (human name, AI name))`` for a new conversation."""
+    if kind is Kind.TURBO:
+        return "default", "", CHAT_NAMES
+    if kind is Kind.GPT4:
+        return "default", DEFAULT_CHAT_PROMPT, CHAT_NAMES
+    if settings == FRIEND_CHAT:
+        return "friend", "", FRIEND_NAMES
+    if human_name is not None or ai_name is not None:
+        return "roleplay", "", COMPLETION_NAMES
+    return "default", DEFAULT_COMPLETION_PROMPT, COMPLETION_NAMES

@@ -1,0 +1,183 @@
+"""A conversation as a tree of messages.
+
+Alice's linear sentence list is the path from the root to the current leaf;
+node-chatgpt-api's ``parentMessageId`` continues from any other message, and
+regenerate adds a sibling answer instead of destroying the old one.
+
+Kept compact (slots, one dict of messages, no per-message dicts) because tens of
+thousands of conversations live in memory at once. The engine never changes a
+conversation it got from a store: it takes a :meth:`Conversation.copy`, changes
+that, and puts it back (a Redis store hands out copies anyway).
+
+Message ids are 22-character shortuuids (a random uuid4 in base 57): opaque
+strings, as node-chatgpt-api clients expect, and shorter than a uuid string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from alice_py.engine.presets import Kind
+
+Role = Literal["user", "assistant"]
+ROLES: tuple[Role, Role] = ("user", "assistant")
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    parent_id: str | None
+    role: Role
+    content: str
+    created: float
+
+
+@dataclass(slots=True)
+class Conversation:
+    id: str
+    kind: Kind
+    prompt: str
+    human_name: str
+    ai_name: str
+    preset: str
+    """Name of the request preset (completion kind only; see ``presets.PRESETS``)."""
+    stream: bool
+    created: float
+    last_active: float
+    model: str | None = None
+    """Overrides the kind's configured model (dialects that let the client pick one)."""
+    leaf: str | None = None
+    messages: dict[str, Message] = field(default_factory=dict)
+    """Every message by id, parents before children (insertion order)."""
+
+    def path(self, leaf: str | None = None) -> list[Message]:
+        """The messages from the root down to ``leaf`` (default: the current leaf)."""
+        node = self.leaf if leaf is None else leaf
+        result: list[Message] = []
+        while node is not None:
+            message = self.messages[node]
+            result.append(message)
+            node = message.parent_id
+        result.reverse()
+        return result
+
+    def sentences(self) -> list[str]:
+        return [message.content for message in self.path()]
+
+    def sentence_count(self) -> int:
+        count = 0
+        node = self.leaf
+        while node is not None:
+            count += 1
+            node = self.messages[node].parent_id
+        return count
+
+    def expires_at(self, ttl: float) -> float:
+        """When the conversation expires if unused from ``last_active`` on (at most 2 sentences: ttl/2)."""
+        return self.last_active + (ttl if self.sentence_count() > 2 else ttl / 2)
+
+    def copy(self) -> Conversation:
+        """An independent conversation (messages are immutable, so they are shared)."""
+        clone = Conversation(
+            id=self.id,
+            kind=self.kind,
+            prompt=self.prompt,
+            human_name=self.human_name,
+            ai_name=self.ai_name,
+            preset=self.preset,
+            stream=self.stream,
+            created=self.created,
+            last_active=self.last_active,
+            model=self.model,
+            leaf=self.leaf,
+        )
+        clone.messages = dict(self.messages)
+        return clone
+
+    def add(self, message: Message) -> None:
+        if message.parent_id is not None and message.parent_id not in self.messages:
+            raise ValueError(f"parent message {message.parent_id} is not in conversation {self.id}")
+        self.messages[message.id] = message
+
+    def descendants(self, root: str) -> Iterator[str]:
+        """``root`` and every message below it."""
+        doomed = {root}
+        # Parents come before children in ``messages``, so one pass finds every level.
+        for message in self.messages.values():
+            if message.parent_id in doomed:
+                doomed.add(message.id)
+        return iter(doomed)
+
+    def remove_branch(self, root: str) -> None:
+        """Drop ``root`` and everything below it (the leaf must not be among them)."""
+        for message_id in list(self.descendants(root)):
+            del self.messages[message_id]
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": FORMAT_VERSION,
+                "id": self.id,
+                "kind": self.kind.value,
+                "prompt": self.prompt,
+                "human_name": self.human_name,
+                "ai_name": self.ai_name,
+                "preset": self.preset,
+                "stream": self.stream,
+                "model": self.model,
+                "created": self.created,
+                "last_active": self.last_active,
+                "leaf": self.leaf,
+                "messages": [
+                    [m.id, m.parent_id, m.role, m.content, m.created] for m in self.messages.values()
+                ],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Conversation:
+        """The conversation :meth:`to_json` wrote; ``ValueError`` if ``data`` is not one."""
+        try:
+            raw = orjson.loads(data)
+            return _decode(raw)
+        except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
+            raise ValueError(f"not a saved conversation: {exc!r}") from None
+
+
+def _decode(raw: dict[str, Any]) -> Conversation:
+    if raw["v"] != FORMAT_VERSION:
+        raise ValueError(f"unknown conversation format version {raw['v']!r}")
+    conv = Conversation(
+        id=_text(raw["id"]),
+        kind=Kind(raw["kind"]),
+        prompt=_text(raw["prompt"]),
+        human_name=_text(raw["human_name"]),
+        ai_name=_text(raw["ai_name"]),
+        preset=_text(raw["preset"]),
+        stream=bool(raw["stream"]),
+        created=float(raw["created"]),
+        last_active=float(raw["last_active"]),
+        model=None if raw["model"] is None else _text(raw["model"]),
+    )
+    for message_id, parent_id, role, content, created in raw["messages"]:
+        if role not in ROLES:
+            raise ValueError(f"unknown message role {role!r}")
+        # Reuse the parent's id string so that a loaded tree is as small as a live one.
+        parent = None if parent_id is None else conv.messages[parent_id].id
+        conv.add(Message(_text(message_id), parent, role, _text(content), float(created)))
+    leaf = raw["leaf"]
+    if leaf is not None and leaf not in conv.messages:
+        raise ValueError(f"leaf message {leaf!r} is not in the conversation")
+    conv.leaf = None if leaf is None else conv.messages[leaf].id
+    return conv
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value

@@ -1,0 +1,93 @@
+"""Where live conversations are kept: one async interface, several backends.
+
+The engine and the routes only use this protocol, so a backend can be added
+without touching them. Every backend must give the same guarantees:
+
+- ``get`` may return a copy: whoever changes a conversation puts it back
+  (the engine copies, changes and calls ``replace``; it never relies on an
+  in-place change being visible).
+- A conversation expires ``ttl`` seconds after its last use; one with at most
+  2 sentences after ``ttl/2``. ``put``/``add``/``replace``/``touch`` are uses.
+- ``try_lock`` is atomic across every process sharing the store: one request at
+  a time per conversation.
+
+How the Redis backend expresses them (one key per conversation, ``<prefix>conv:<id>``
+holding ``Conversation.to_json()``):
+
+- TTL: ``SET key data EX n`` with ``n = ttl`` or ``ttl/2`` from the sentence count,
+  which is known when writing; ``touch`` runs ``EXPIRE key n`` with ``n`` read from a
+  small companion field (or re-derived in a Lua script), so no read-modify-write.
+- ``add`` (id uniqueness): ``SET key data NX EX n``; ``replace``: ``SET key data XX EX n``.
+- lock: ``SET <prefix>lock:<id> <token> NX PX <lease>``, ``unlock`` a compare-and-delete
+  Lua script on the token, so a crashed process's lock lapses after the lease.
+- ``max_live``: Redis's own ``maxmemory`` with an LRU policy (evictions are Redis's).
+- ``drain_changes``: write-behind is not needed with Redis (it is already shared and
+  durable enough); it may return nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from alice_py.engine.tree import Conversation
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChanges:
+    """What changed since the previous ``drain_changes``: for write-behind saving."""
+
+    changed: frozenset[str]
+    """Ids put since (still live: read them with ``get``)."""
+    deleted: frozenset[str]
+    """Ids deleted, expired or evicted since (and not put again)."""
+
+
+class ConversationStore(Protocol):
+    async def get(self, conv_id: str) -> Conversation | None:
+        """The live conversation, or ``None`` if unknown or expired. Does not count as a use."""
+        ...
+
+    async def add(self, conv: Conversation) -> bool:
+        """Store a new conversation; ``False`` (and nothing stored) if its id is already live."""
+        ...
+
+    async def put(self, conv: Conversation) -> None:
+        """Store ``conv`` under its id, replacing any earlier version (restoring saved ones)."""
+        ...
+
+    async def replace(self, conv: Conversation) -> bool:
+        """Store ``conv`` only if its id is still live; ``False`` if it was finished or expired."""
+        ...
+
+    async def delete(self, conv_id: str) -> bool:
+        """Remove it; ``False`` if it was not live."""
+        ...
+
+    async def touch(self, conv_id: str) -> None:
+        """Restart its time to live (unknown ids are ignored)."""
+        ...
+
+    async def exists(self, conv_id: str) -> bool: ...
+
+    async def try_lock(self, conv_id: str) -> bool:
+        """Take the conversation's lock; ``False`` if someone holds it. Never waits."""
+        ...
+
+    async def unlock(self, conv_id: str) -> None: ...
+
+    async def is_locked(self, conv_id: str) -> bool: ...
+
+    async def all(self) -> list[Conversation]:
+        """Every live conversation (to save them on shutdown)."""
+        ...
+
+    async def drain_changes(self) -> StoreChanges:
+        """Ids changed and deleted since the previous call."""
+        ...
+
+    async def count(self) -> int:
+        """How many conversations are live."""
+        ...
+
+    async def close(self) -> None: ...
