@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from alice_py import keys
-from alice_py.api import health
+from alice_py.api import alice, health
 from alice_py.config import DEMO_KEY, Config
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
@@ -25,6 +25,7 @@ from alice_py.store.memory import MemoryStore
 from alice_py.upstream.client import OpenAIClient
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.router import UpstreamRouter
+from alice_py.web import middlewares
 
 log = logging.getLogger(__name__)
 
@@ -102,5 +103,7 @@ def create_app(cfg: Config) -> web.Application:
     app[keys.STARTED_AT] = time.time()
     contexts: list[CleanupCtx] = [demo_upstream_ctx, http_session_ctx, database_ctx, upstream_ctx, engine_ctx]
     app.cleanup_ctx.extend(contexts)
+    middlewares.install(app)
     health.add_routes(app)
+    alice.add_routes(app)
     return app

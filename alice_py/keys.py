@@ -17,14 +17,25 @@ if TYPE_CHECKING:
     from alice_py.store.base import ConversationStore
     from alice_py.upstream.keypool import KeyPool
     from alice_py.upstream.router import UpstreamRouter
+    from alice_py.web.auth import AuthTable, ReplayGuard
+    from alice_py.web.errors import ErrorFormatters
+    from alice_py.web.ratelimit import RateLimiter
 
 CONFIG = web.AppKey("config", Config)
 STARTED_AT = web.AppKey("started_at", float)
 UPSTREAM_BASE_URL = web.AppKey("upstream_base_url", str)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
-DB_ENGINE = web.AppKey("db_engine", "AsyncEngine")
-SHARES = web.AppKey("shares", "ShareRepository")
-KEY_POOL = web.AppKey("key_pool", "KeyPool")
-ROUTER = web.AppKey("router", "UpstreamRouter")
-STORE = web.AppKey("store", "ConversationStore")
-SERVICE = web.AppKey("service", "ConversationService")
+DB_ENGINE: web.AppKey[AsyncEngine] = web.AppKey("db_engine")
+SHARES: web.AppKey[ShareRepository] = web.AppKey("shares")
+KEY_POOL: web.AppKey[KeyPool] = web.AppKey("key_pool")
+ROUTER: web.AppKey[UpstreamRouter] = web.AppKey("router")
+STORE: web.AppKey[ConversationStore] = web.AppKey("store")
+SERVICE: web.AppKey[ConversationService] = web.AppKey("service")
+ERROR_FORMATTERS: web.AppKey[ErrorFormatters] = web.AppKey("error_formatters")
+"""Each dialect registers its error format for its path prefix (``web.errors``)."""
+AUTH_TABLE: web.AppKey[AuthTable] = web.AppKey("auth_table")
+"""Each dialect protects its path prefix with its guard (``web.auth``)."""
+REPLAY_GUARD: web.AppKey[ReplayGuard] = web.AppKey("replay_guard")
+"""The uuids normal auth has seen."""
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+"""The one global limit of model calls per minute, for every dialect's model routes."""

@@ -1,0 +1,217 @@
+"""Alice ChatGPT's API, ``/chatgpt/*`` (the contract: ``docs/alice-api.md``).
+
+Handlers are thin: read the request, call the ``ConversationService``, write the
+answer as plain text, JSON or a stream. Errors are raised and formatted by the
+error middleware as plain text, with ``--compat-status`` choosing the original's
+status codes. Auth (``token`` / ``uuid``) covers every route but the share page.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from alice_py import keys
+from alice_py.engine.answer import Answer
+from alice_py.engine.presets import Kind
+from alice_py.engine.service import ConversationService
+from alice_py.errors import BadRequest, ShareNotFound
+from alice_py.web.auth import AliceAuth
+from alice_py.web.body import (
+    bool_field,
+    read_json_object,
+    read_text,
+    required_string,
+    string_field,
+    string_list_field,
+)
+from alice_py.web.errors import safe_text
+from alice_py.web.pages import share_page
+from alice_py.web.ratelimit import rate_limited
+from alice_py.web.sse import stream_answer
+
+PREFIX = "/chatgpt"
+TURBO_BODY_ERROR = "Failed to read request body"
+QUESTION_MISSING = "Question can't be null"
+
+
+def text(body: str) -> web.Response:
+    return web.Response(body=safe_text(body), content_type="text/plain", charset="utf-8")
+
+
+def json_response(value: object) -> web.Response:
+    return web.Response(body=orjson.dumps(value), content_type="application/json")
+
+
+def service(request: web.Request) -> ConversationService:
+    return request.app[keys.SERVICE]
+
+
+def conversation_id(request: web.Request) -> str:
+    conv_id = request.headers.get("conversation", "")
+    if not conv_id:
+        raise BadRequest("conversation id is nil")
+    return conv_id
+
+
+def wants(request: web.Request, media_type: str) -> bool:
+    return media_type in request.headers.get("Accept", "")
+
+
+async def respond(request: web.Request, answer: Answer) -> web.StreamResponse:
+    """A stream for streaming answers, else the whole answer as plain text."""
+    if answer.streaming:
+        return await stream_answer(request, answer)
+    async with answer:
+        return text(await answer.collect())
+
+
+def _short_body(raw: str) -> bool:
+    """The original took a body of 0 or 1 bytes for no body at all (a stray newline)."""
+    return len(raw.encode("utf-8")) <= 1
+
+
+# --- creating conversations ----------------------------------------------------------------
+
+
+async def create(request: web.Request) -> web.Response:
+    prompt = await read_text(request)
+    conv = await service(request).create(
+        Kind.GPT3, prompt=prompt, settings=request.headers.get("settings", "")
+    )
+    return text(conv.id)
+
+
+async def create_turbo(request: web.Request) -> web.Response:
+    short = len(await request.read()) <= 1
+    data = {} if short else await read_json_object(request, invalid=TURBO_BODY_ERROR) or {}
+    prompt = string_field(data, "prompt", default="", prefix=TURBO_BODY_ERROR)
+    stream = bool_field(data, "stream", default=False, prefix=TURBO_BODY_ERROR)
+    conv = await service(request).create(Kind.TURBO, prompt=prompt, stream=stream)
+    return text(conv.id)
+
+
+async def create_gpt4(request: web.Request) -> web.Response:
+    prompt = await read_text(request)
+    conv = await service(request).create(Kind.GPT4, prompt=None if _short_body(prompt) else prompt)
+    return text(conv.id)
+
+
+async def create_role_play(request: web.Request) -> web.Response:
+    data = await read_json_object(request)
+    if data is None:
+        raise BadRequest("A JSON body with human_name, ai_name and prompt is required")
+    human_name = required_string(data, "human_name")
+    ai_name = required_string(data, "ai_name")
+    prompt = required_string(data, "prompt")
+    conv = await service(request).create(Kind.GPT3, prompt=prompt, human_name=human_name, ai_name=ai_name)
+    return text(conv.id)
+
+
+# --- turns ------------------------------------------------------------------------------------
+
+
+@rate_limited
+async def chat(request: web.Request) -> web.StreamResponse:
+    question = await read_text(request)
+    conv_id = request.headers.get("conversation", "")
+    if conv_id:
+        answer = await service(request).ask(conv_id, question)
+    else:
+        answer = await service(request).one_off(Kind.TURBO, question=question, stream=True)
+    return await respond(request, answer)
+
+
+@rate_limited
+async def regenerate(request: web.Request) -> web.StreamResponse:
+    answer = await service(request).regenerate(conversation_id(request))
+    return await respond(request, answer)
+
+
+async def rollback(request: web.Request) -> web.Response:
+    await service(request).rollback(conversation_id(request))
+    return text("Rollback Succeeded")
+
+
+async def context(request: web.Request) -> web.Response:
+    return text(await service(request).context(conversation_id(request)))
+
+
+async def context_array(request: web.Request) -> web.Response:
+    return json_response(await service(request).context_array(conversation_id(request)))
+
+
+async def finish(request: web.Request) -> web.Response:
+    await service(request).finish(conversation_id(request))
+    return text("Conversation finished")
+
+
+# --- shares -----------------------------------------------------------------------------------
+
+
+async def store(request: web.Request) -> web.Response:
+    conv_id, prompt, sentences = await service(request).share_snapshot(conversation_id(request))
+    await request.app[keys.SHARES].put(conv_id, prompt, sentences)
+    if wants(request, "application/json"):
+        return json_response({"id": conv_id, "url": f"{PREFIX}/share/{conv_id}"})
+    return text("保存成功")
+
+
+async def share(request: web.Request) -> web.Response:
+    found = await request.app[keys.SHARES].get(request.match_info["id"])
+    if found is None:
+        raise ShareNotFound()
+    if wants(request, "text/html"):
+        return web.Response(text=share_page(found), content_type="text/html", charset="utf-8")
+    return json_response({"Id": found.id, "Prompt": found.prompt, "SentenceList": list(found.sentences)})
+
+
+# --- one-off answers --------------------------------------------------------------------------
+
+
+@rate_limited
+async def quick_answer(request: web.Request) -> web.StreamResponse:
+    data = await read_json_object(request)
+    if data is None:
+        raise BadRequest(QUESTION_MISSING)
+    question = string_field(data, "question")
+    if not question:
+        raise BadRequest(QUESTION_MISSING)
+    answer = await service(request).one_off(
+        Kind.for_conv_type(string_field(data, "convType")),
+        question=question,
+        prompt=string_field(data, "prompt", default="") or "",
+        examples=string_list_field(data, "examples"),
+        stream=bool_field(data, "stream", default=True),
+    )
+    return await respond(request, answer)
+
+
+@rate_limited
+async def summary(request: web.Request) -> web.StreamResponse:
+    answer = await service(request).summary(await read_text(request))
+    return await respond(request, answer)
+
+
+def add_routes(app: web.Application) -> None:
+    """The routes, Alice's auth on ``/chatgpt`` (the share page is public), plain-text errors."""
+    post = {
+        "create": create,
+        "createTurbo": create_turbo,
+        "createGPT4": create_gpt4,
+        "createRolePlay": create_role_play,
+        "chat": chat,
+        "regenerate": regenerate,
+        "rollback": rollback,
+        "context": context,
+        "contextArray": context_array,
+        "finish": finish,
+        "store": store,
+        "quickAnswer": quick_answer,
+        "summary": summary,
+    }
+    for name, handler in post.items():
+        app.router.add_post(f"{PREFIX}/{name}", handler)
+    share_route = app.router.add_get(f"{PREFIX}/share/{{id}}", share, allow_head=False)
+    app[keys.AUTH_TABLE].protect(PREFIX, AliceAuth(app[keys.CONFIG].auth))
+    app[keys.AUTH_TABLE].exempt(share_route)

@@ -1,0 +1,167 @@
+"""Client authentication: Alice's three modes, and a prefix table any dialect can use.
+
+Alice's modes (``[auth] mode``):
+
+- ``none``: everything passes.
+- ``simple``: header ``token`` equals the secret.
+- ``normal``: for browsers, where the secret must not travel. Header ``uuid``
+  (1 to 50 characters, fresh per request) and ``token`` = lowercase hex
+  ``sha256(secret + uuid)``. Each uuid is accepted once.
+
+Replays (``normal``): the protocol has no timestamp, so refusing every replay
+forever would need unbounded memory. Instead a uuid is remembered for a retention
+window (at least the conversation TTL) in a set of bounded size, and memory
+pressure never makes it forget one early: when the set is full, *new* uuids are
+refused with ``RateLimited`` (429 ``Server busy`` + ``Retry-After`` = when the
+oldest one expires) until room frees up. So within the window a replay always
+fails; only authenticated requests take room, so a client without the secret
+cannot fill it. ``ReplayGuard`` is a protocol so a Redis set (``SET uuid 1 NX EX
+window``) can share it across instances.
+
+The auth middleware protects path prefixes (``AuthTable.protect``) with a guard,
+except routes marked public (``AuthTable.exempt``) and ``OPTIONS`` preflights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp.web_urldispatcher import AbstractRoute
+
+from alice_py import keys
+from alice_py.config import AuthConfig
+from alice_py.errors import AuthFailed, RateLimited
+
+Guard = Callable[[web.Request], Awaitable[None]]
+"""Checks a request's credentials; raises ``AuthFailed`` (or ``RateLimited``) to refuse it."""
+
+MAX_UUID_LENGTH = 50
+REPLAY_CAPACITY = 500_000
+"""uuids remembered at most: about 300 bytes each, so 150 MB at worst, reached only by
+about 280 authenticated requests a second sustained over a 30-minute window."""
+
+
+class ReplayGuard(Protocol):
+    async def first_use(self, nonce: str) -> bool:
+        """Record ``nonce``; ``True`` the first time, ``False`` for a replay.
+        Raises ``RateLimited`` when it cannot remember one more."""
+        ...
+
+
+class MemoryReplayGuard:
+    """Seen nonces for ``retention`` seconds, at most ``capacity`` of them (one process).
+
+    Every nonce lives exactly ``retention`` seconds, so insertion order is expiry
+    order: a deque of ``(expiry, nonce)`` plus a set, expired from the left.
+    """
+
+    def __init__(
+        self, retention: float, capacity: int = REPLAY_CAPACITY, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if retention <= 0 or capacity <= 0:
+            raise ValueError("retention and capacity must be positive")
+        self.retention = retention
+        self.capacity = capacity
+        self._clock = clock
+        self._order: deque[tuple[float, str]] = deque()
+        self._seen: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _expire(self, now: float) -> None:
+        while self._order and self._order[0][0] <= now:
+            self._seen.discard(self._order.popleft()[1])
+
+    async def first_use(self, nonce: str) -> bool:
+        now = self._clock()
+        self._expire(now)
+        if nonce in self._seen:
+            return False
+        if len(self._seen) >= self.capacity:
+            raise RateLimited(self._order[0][0] - now)
+        self._seen.add(nonce)
+        self._order.append((now + self.retention, nonce))
+        return True
+
+
+def _bytes(value: str) -> bytes:
+    # Header values may hold lone surrogates (aiohttp's stand-ins for bytes that are not
+    # UTF-8); "surrogatepass" encodes any of them instead of raising, and they just don't match.
+    return value.encode("utf-8", "surrogatepass")
+
+
+def normal_token(secret: str, nonce: str) -> str:
+    """What a browser sends as ``token`` in normal mode: lowercase hex sha256(secret + uuid)."""
+    return hashlib.sha256(_bytes(secret + nonce)).hexdigest()
+
+
+def secret_matches(given: str, expected: str) -> bool:
+    return hmac.compare_digest(_bytes(given), _bytes(expected))
+
+
+class AliceAuth:
+    """The guard of ``/chatgpt/*`` for the configured mode."""
+
+    def __init__(self, cfg: AuthConfig) -> None:
+        self.mode = cfg.mode
+        self._secret = cfg.token
+
+    async def __call__(self, request: web.Request) -> None:
+        if self.mode == "none":
+            return
+        token = request.headers.get("token", "")
+        if self.mode == "simple":
+            if not secret_matches(token, self._secret):
+                raise AuthFailed()
+            return
+        nonce = request.headers.get("uuid", "")
+        if not 0 < len(nonce) <= MAX_UUID_LENGTH or not secret_matches(
+            token, normal_token(self._secret, nonce)
+        ):
+            raise AuthFailed()
+        # Looked up per request: a shared (Redis) set may replace the in-memory one at startup.
+        if not await request.app[keys.REPLAY_GUARD].first_use(nonce):
+            raise AuthFailed()
+
+
+class AuthTable:
+    """Guards by path prefix (longest wins) and the routes that need none."""
+
+    def __init__(self) -> None:
+        self._guards: dict[str, Guard] = {}
+        self._public: set[AbstractRoute] = set()
+
+    def protect(self, prefix: str, guard: Guard) -> None:
+        """Every route under ``prefix`` (``/chatgpt`` covers ``/chatgpt/...``) passes ``guard`` first."""
+        self._guards[prefix.rstrip("/")] = guard
+
+    def exempt(self, route: AbstractRoute) -> None:
+        """``route`` needs no credentials (``GET /chatgpt/share/{id}``)."""
+        self._public.add(route)
+
+    def guard_for(self, request: web.Request) -> Guard | None:
+        if request.method == "OPTIONS" or request.match_info.route in self._public:
+            return None
+        path, best = request.path, ""
+        for prefix in self._guards:
+            if len(prefix) > len(best) and (path == prefix or path.startswith(prefix + "/")):
+                best = prefix
+        return self._guards[best] if best else None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Unknown paths and methods answer 404/405 as usual: nothing there to protect.
+    if request.match_info.http_exception is None:
+        guard = request.app[keys.AUTH_TABLE].guard_for(request)
+        if guard is not None:
+            await guard(request)
+    return await handler(request)

@@ -1,0 +1,78 @@
+"""From a raised error to a response, in the format of the dialect the path belongs to.
+
+Domain code raises ``AliceError``; the error middleware (``web.middlewares``) finds the
+formatter registered for the longest matching path prefix and lets it build the
+response. Every dialect module registers its own at ``add_routes`` time::
+
+    request.app[keys.ERROR_FORMATTERS].register("/v1", openai_error)
+
+Paths no dialect claimed get Alice's plain text. A formatter picks the status too
+(Alice's honours ``--compat-status``; zhuweiyou's answers 500 for everything).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from aiohttp import web
+
+from alice_py import keys
+from alice_py.errors import AliceError, RateLimited
+
+ErrorFormatter = Callable[[web.Request, AliceError], web.Response]
+"""Builds the response for ``error`` raised while handling ``request``."""
+
+INTERNAL_ERROR = "Internal server error, please try again later"
+
+
+class ErrorFormatters:
+    """Formatters by path prefix; the longest matching prefix wins."""
+
+    def __init__(self, default: ErrorFormatter) -> None:
+        self._default = default
+        self._by_prefix: dict[str, ErrorFormatter] = {}
+
+    def register(self, prefix: str, formatter: ErrorFormatter) -> None:
+        """``prefix`` is a path prefix such as ``/v1`` (it matches ``/v1`` and ``/v1/...``)."""
+        self._by_prefix[prefix.rstrip("/")] = formatter
+
+    def for_path(self, path: str) -> ErrorFormatter:
+        best = ""
+        for prefix in self._by_prefix:
+            if len(prefix) > len(best) and (path == prefix or path.startswith(prefix + "/")):
+                best = prefix
+        return self._by_prefix[best] if best else self._default
+
+
+def error_status(request: web.Request, error: AliceError) -> int:
+    """The correct status, or the Go original's with ``--compat-status``."""
+    return error.compat_status if request.app[keys.CONFIG].server.compat_status else error.status
+
+
+def safe_text(text: str) -> bytes:
+    """UTF-8 bytes of ``text`` even when it holds lone surrogates (undecodable header bytes)."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def plain_text_error(request: web.Request, error: AliceError) -> web.Response:
+    """Alice's error: the message as the whole plain-text body (``e.response.data`` in a frontend)."""
+    return web.Response(
+        status=error_status(request, error),
+        body=safe_text(error.message),
+        content_type="text/plain",
+        charset="utf-8",
+    )
+
+
+def retry_after_seconds(seconds: float) -> str:
+    """``Retry-After`` wants whole seconds; never 0, which would invite an immediate retry."""
+    return str(max(1, math.ceil(seconds)))
+
+
+def render_error(request: web.Request, error: AliceError) -> web.Response:
+    """The dialect's response for ``error``, with ``Retry-After`` when it is a rate limit."""
+    response = request.app[keys.ERROR_FORMATTERS].for_path(request.path)(request, error)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = retry_after_seconds(error.retry_after)
+    return response

@@ -1,0 +1,127 @@
+"""The request pipeline shared by every dialect: errors, CORS, auth.
+
+``install(app)`` puts it in place (called once by ``create_app``)::
+
+    errors  ─►  preflight  ─►  auth  ─►  handler (rate-limited ones count a model call)
+
+- ``error_middleware`` turns a raised ``AliceError`` into the response of the
+  dialect that owns the path (``web.errors``), turns aiohttp's 413 into a clear
+  message, passes other aiohttp HTTP exceptions through, and answers anything
+  unexpected with a short 500 (traceback in the log, never in the body).
+- ``preflight_middleware`` answers ``OPTIONS`` on every route, before auth.
+- ``CorsHeaders`` adds ``Access-Control-*`` to every response as it is prepared,
+  which is the only moment that also works for streamed answers (SSE, NDJSON)
+  and for the 404/405 answers aiohttp makes itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from alice_py import keys
+from alice_py.errors import AliceError, BadRequest, PayloadTooLarge
+from alice_py.web.auth import AuthTable, MemoryReplayGuard, auth_middleware
+from alice_py.web.errors import INTERNAL_ERROR, ErrorFormatters, plain_text_error, render_error
+from alice_py.web.ratelimit import SlidingWindowLimiter
+
+log = logging.getLogger(__name__)
+
+ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+ALLOW_HEADERS = ("token", "uuid", "conversation", "settings", "content-type", "authorization")
+EXPOSE_HEADERS = "Retry-After"
+PREFLIGHT_MAX_AGE = "600"
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AliceError as exc:
+        return render_error(request, exc)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[keys.CONFIG].server.max_body
+        return render_error(
+            request, PayloadTooLarge(f"Request body too large: at most {limit} bytes are accepted")
+        )
+    except web.HTTPException:
+        raise
+    except ConnectionResetError:
+        # The client went away while its body was being read: nobody will read this answer.
+        log.debug("client disconnected during %s %s", request.method, request.path)
+        return render_error(request, BadRequest("The connection was lost while reading the request"))
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return render_error(request, AliceError(INTERNAL_ERROR))
+
+
+def _allow_headers(request: web.Request) -> str:
+    """Alice's headers, plus any well-formed one the browser asks for (SDKs send their own)."""
+    wanted = [*ALLOW_HEADERS]
+    for name in request.headers.get("Access-Control-Request-Headers", "").split(","):
+        name = name.strip().lower()
+        if _HEADER_NAME.fullmatch(name) and name not in wanted:
+            wanted.append(name)
+    return ", ".join(wanted)
+
+
+@web.middleware
+async def preflight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Any ``OPTIONS`` on an existing path: 204 with what browsers may send (no auth needed)."""
+    matched = request.match_info.http_exception
+    if request.method != "OPTIONS" or isinstance(matched, web.HTTPNotFound):
+        return await handler(request)
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": ALLOW_METHODS,
+            "Access-Control-Allow-Headers": _allow_headers(request),
+            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
+        },
+    )
+
+
+class CorsHeaders:
+    """``on_response_prepare`` hook: the CORS headers for the configured origins.
+
+    ``*`` lets any page read the answers (no credentials: browsers forbid them with
+    ``*``). Otherwise a listed origin is echoed back with credentials allowed, others
+    get no ``Access-Control-Allow-Origin``, and ``Vary: Origin`` keeps caches honest.
+    """
+
+    def __init__(self, origins: Sequence[str]) -> None:
+        self.any_origin = "*" in origins
+        self.origins = frozenset(origin.rstrip("/") for origin in origins if origin != "*")
+
+    async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        if "Access-Control-Allow-Origin" in headers:
+            return  # a dialect decided on its own
+        origin = request.headers.get("Origin", "")
+        if self.any_origin:
+            headers["Access-Control-Allow-Origin"] = "*"
+        else:
+            vary = headers.get("Vary", "")
+            if "origin" not in vary.lower():
+                headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
+            if origin not in self.origins:
+                return
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"
+        headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+
+
+def install(app: web.Application) -> None:
+    """The shared state (error formats, auth table, replay set, rate limiter) and the pipeline."""
+    cfg = app[keys.CONFIG]
+    app[keys.ERROR_FORMATTERS] = ErrorFormatters(plain_text_error)
+    app[keys.AUTH_TABLE] = AuthTable()
+    app[keys.REPLAY_GUARD] = MemoryReplayGuard(retention=cfg.conversations.ttl)
+    app[keys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute)
+    app.middlewares.extend([error_middleware, preflight_middleware, auth_middleware])
+    app.on_response_prepare.append(CorsHeaders(cfg.server.cors_origins))

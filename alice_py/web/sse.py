@@ -1,0 +1,115 @@
+"""Streaming an answer to the client: Server-Sent Events, and the rules any stream follows.
+
+``stream_answer`` is format-neutral (a ``StreamFormat`` says how a piece, the end
+and an error look), so the node (SSE with JSON strings) and ``/chat`` (NDJSON)
+dialects reuse its rules:
+
+- nothing is sent before the first piece: a failure before it propagates and
+  becomes an ordinary HTTP error (status + message);
+- a failure after it is written in-stream (``fmt.error``) and ends the stream;
+- when the client goes away the answer is closed at once, which cancels the
+  upstream request and leaves the conversation as it was (nothing committed,
+  lock released). aiohttp tells a handler in one of two ways: the handler task is
+  cancelled (``handler_cancellation=True``, needed to notice while the model is
+  still thinking) or the next write fails; both end in ``answer.aclose()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+from aiohttp import web
+
+from alice_py.errors import AliceError
+from alice_py.web.errors import INTERNAL_ERROR
+
+log = logging.getLogger(__name__)
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+SSE_HEADERS: Mapping[str, str] = MappingProxyType(
+    {
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache",
+        # nginx buffers proxied responses unless told not to; an answer must flow piece by piece.
+        "X-Accel-Buffering": "no",
+    }
+)
+
+
+class Pieces(Protocol):
+    """An answer being produced (``engine.Answer``, or any async generator of text)."""
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    async def __anext__(self) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+def sse_event(data: str, event: str | None = None) -> bytes:
+    """One event. Each line of ``data`` becomes its own ``data:`` line, so an ``EventSource``
+    joins them back with ``\\n``. (SSE cannot carry a carriage return: ``\\r\\n`` and ``\\r``
+    arrive as ``\\n``.)"""
+    head = f"event: {event}\n" if event else ""
+    lines = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data))
+    return (head + lines + "\n").encode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFormat:
+    piece: Callable[[str], bytes]
+    done: Callable[[], bytes]
+    error: Callable[[str], bytes]
+    headers: Mapping[str, str] = field(default_factory=lambda: SSE_HEADERS)
+
+
+ALICE_SSE = StreamFormat(
+    piece=sse_event,
+    done=lambda: b"data: [DONE]\n\n",
+    error=lambda message: sse_event(message, "error"),
+)
+"""Alice's stream: one event per piece, ``data: [DONE]``, ``event: error`` on failure."""
+
+
+async def _write_rest(response: web.StreamResponse, answer: Pieces, fmt: StreamFormat) -> None:
+    """Every remaining piece, then the end, or the error that stopped the answer."""
+    try:
+        async for piece in answer:
+            await response.write(fmt.piece(piece))
+    except AliceError as exc:
+        log.info("answer failed after its first piece: %s", exc.message)
+        await response.write(fmt.error(exc.message))
+        return
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("answer failed after its first piece")
+        await response.write(fmt.error(INTERNAL_ERROR))
+        return
+    await response.write(fmt.done())
+
+
+async def stream_answer(
+    request: web.Request, answer: Pieces, fmt: StreamFormat = ALICE_SSE
+) -> web.StreamResponse:
+    """Send ``answer`` as a stream in format ``fmt``; the answer is closed however this ends."""
+    try:
+        first = await anext(answer, None)
+        response = web.StreamResponse(headers=dict(fmt.headers))
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(fmt.piece(first))
+            await _write_rest(response, answer, fmt)
+            await response.write_eof()
+        except ConnectionResetError:
+            log.info("client went away during the answer to %s %s", request.method, request.path)
+        return response
+    finally:
+        await answer.aclose()
