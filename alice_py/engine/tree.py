@@ -24,7 +24,6 @@ import orjson
 from alice_py.engine.presets import Kind
 
 Role = Literal["user", "assistant"]
-ROLES: tuple[Role, Role] = ("user", "assistant")
 FORMAT_VERSION = 1
 
 
@@ -165,16 +164,23 @@ def _decode(raw: dict[str, Any]) -> Conversation:
         model=None if raw["model"] is None else _text(raw["model"]),
     )
     for message_id, parent_id, role, content, created in raw["messages"]:
-        if role not in ROLES:
-            raise ValueError(f"unknown message role {role!r}")
-        # Reuse the parent's id string so that a loaded tree is as small as a live one.
+        # Share the role constants and the parent's id string: a loaded tree is as small as a live one.
+        shared_role = _role(role)
         parent = None if parent_id is None else conv.messages[parent_id].id
-        conv.add(Message(_text(message_id), parent, role, _text(content), float(created)))
+        conv.add(Message(_text(message_id), parent, shared_role, _text(content), float(created)))
     leaf = raw["leaf"]
     if leaf is not None and leaf not in conv.messages:
         raise ValueError(f"leaf message {leaf!r} is not in the conversation")
     conv.leaf = None if leaf is None else conv.messages[leaf].id
     return conv
+
+
+def _role(value: object) -> Role:
+    if value == "user":
+        return "user"
+    if value == "assistant":
+        return "assistant"
+    raise ValueError(f"unknown message role {value!r}")
 
 
 def _text(value: object) -> str:

@@ -1,0 +1,124 @@
+"""Engine fixtures: a recording fake upstream, an injected clock, a memory store, the service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from alice_py.config import ModelsConfig
+from alice_py.engine.service import ConversationService
+from alice_py.store.memory import MemoryStore
+from alice_py.upstream.types import UpstreamRequest
+
+MODELS = ModelsConfig(gpt3="test-instruct", turbo="test-turbo", gpt4="test-gpt4")
+TTL = 100.0
+
+
+class Clock:
+    """A settable clock: both the store's timer and the service's wall clock."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Reply:
+    """One scripted upstream answer."""
+
+    pieces: list[str]
+    error: Exception | None = None
+    fail_after: int = 0
+    """With ``error``: how many pieces are sent before it is raised."""
+    gate: asyncio.Event | None = None
+    """If set, the answer waits for it: streams after their first piece, plain answers before returning."""
+
+
+@dataclass
+class FakeUpstream:
+    """Implements the ``Upstream`` protocol; records what reached it and scripts what comes back."""
+
+    replies: list[Reply] = field(default_factory=list)
+    requests: list[tuple[str, UpstreamRequest]] = field(default_factory=list)
+    open_streams: int = 0
+    counter: int = 0
+
+    def say(self, *pieces: str) -> None:
+        self.replies.append(Reply(list(pieces)))
+
+    def fail(self, error: Exception, *, after: list[str] | None = None) -> None:
+        self.replies.append(Reply(after or [], error=error, fail_after=len(after or [])))
+
+    def hold(self, *pieces: str) -> asyncio.Event:
+        gate = asyncio.Event()
+        self.replies.append(Reply(list(pieces), gate=gate))
+        return gate
+
+    def _next(self) -> Reply:
+        self.counter += 1
+        return self.replies.pop(0) if self.replies else Reply([f"answer {self.counter}"])
+
+    @property
+    def bodies(self) -> list[Any]:
+        return [request.body for _, request in self.requests]
+
+    async def call(self, request: UpstreamRequest) -> dict[str, Any]:
+        text = await self.text(request)
+        return {"choices": [{"index": 0, "text": text}]}
+
+    def stream(self, request: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
+        raise NotImplementedError("the engine uses pieces()")
+
+    async def text(self, request: UpstreamRequest) -> str:
+        self.requests.append(("text", request))
+        reply = self._next()
+        if reply.gate is not None:
+            await reply.gate.wait()
+        if reply.error is not None:
+            raise reply.error
+        return "".join(reply.pieces)
+
+    async def pieces(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
+        self.requests.append(("pieces", request))
+        reply = self._next()
+        self.open_streams += 1
+        try:
+            for index, piece in enumerate(reply.pieces):
+                if reply.error is not None and index == reply.fail_after:
+                    raise reply.error
+                yield piece
+                if reply.gate is not None and index == 0:
+                    await reply.gate.wait()
+            if reply.error is not None:
+                raise reply.error
+        finally:
+            self.open_streams -= 1
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(clock: Clock) -> MemoryStore:
+    return MemoryStore(TTL, 1000, timer=clock)
+
+
+@pytest.fixture
+def upstream() -> FakeUpstream:
+    return FakeUpstream()
+
+
+@pytest.fixture
+def service(store: MemoryStore, upstream: FakeUpstream, clock: Clock) -> ConversationService:
+    return ConversationService(store, upstream, MODELS, clock=clock)

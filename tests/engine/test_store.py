@@ -1,0 +1,108 @@
+"""The memory store: time to live (with the ttl/2 rule), LRU eviction, locks, write-behind changes."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from alice_py.engine.presets import Kind
+from alice_py.engine.tree import Conversation, Message
+from alice_py.store.base import StoreChanges
+from alice_py.store.memory import MemoryStore
+from tests.engine.conftest import TTL, Clock
+
+
+def conversation(conv_id: str, sentences: int = 0) -> Conversation:
+    conv = Conversation(
+        id=conv_id, kind=Kind.TURBO, prompt="", human_name="user", ai_name="assistant",
+        preset="default", stream=False, created=0.0, last_active=0.0,
+    )
+    parent = None
+    for index in range(sentences):
+        message = Message(f"{conv_id}-{index}", parent, "user" if index % 2 == 0 else "assistant", "s", 0.0)
+        conv.add(message)
+        parent = message.id
+    conv.leaf = parent
+    return conv
+
+
+@pytest.mark.parametrize(("sentences", "lifetime"), [(0, TTL / 2), (2, TTL / 2), (3, TTL), (4, TTL)])
+async def test_conversations_expire_after_ttl_or_half_of_it(
+    store: MemoryStore, clock: Clock, sentences: int, lifetime: float
+) -> None:
+    await store.put(conversation("c", sentences))
+    clock.advance(lifetime - 0.01)
+    assert await store.get("c") is not None  # reading does not restart the time to live
+    clock.advance(0.01)
+    assert await store.get("c") is None
+    assert not await store.exists("c")
+    assert await store.count() == 0
+
+
+async def test_touch_and_put_restart_the_time_to_live(store: MemoryStore, clock: Clock) -> None:
+    await store.put(conversation("c", 4))
+    clock.advance(TTL - 1)
+    await store.touch("c")
+    clock.advance(TTL - 1)
+    assert await store.exists("c")
+    await store.put(conversation("c", 2))  # now short: ttl/2 from now
+    clock.advance(TTL / 2)
+    assert not await store.exists("c")
+    await store.touch("c")  # touching an expired conversation does not revive it
+    assert await store.get("c") is None
+
+
+async def test_the_least_recently_used_conversation_is_evicted_and_logged(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryStore(TTL, 2, timer=clock)
+    for conv_id in ("a", "b"):
+        await store.put(conversation(conv_id))
+    await store.get("a")  # "b" is now the least recently used
+    with caplog.at_level(logging.WARNING, logger="alice_py.store.memory"):
+        await store.put(conversation("c"))
+    assert [await store.exists(i) for i in ("a", "b", "c")] == [True, False, True]
+    assert caplog.messages == ["conversation b evicted: more than 2 live conversations"]
+    assert (await store.drain_changes()).deleted == frozenset({"b"})
+
+
+async def test_add_never_overwrites_and_replace_never_revives(store: MemoryStore) -> None:
+    original = conversation("c", 2)
+    assert await store.add(original)
+    assert not await store.add(conversation("c"))
+    assert await store.get("c") is original
+    assert await store.delete("c")
+    assert not await store.delete("c")
+    assert not await store.replace(conversation("c"))
+    assert await store.get("c") is None
+
+
+async def test_locks(store: MemoryStore) -> None:
+    assert await store.try_lock("c")
+    assert not await store.try_lock("c")
+    assert await store.is_locked("c")
+    await store.unlock("c")
+    assert not await store.is_locked("c")
+    assert await store.try_lock("c")
+
+
+async def test_drain_changes_reports_puts_deletes_and_expiry_once(store: MemoryStore, clock: Clock) -> None:
+    await store.put(conversation("kept", 4))
+    await store.put(conversation("finished", 4))
+    await store.put(conversation("short", 2))
+    await store.delete("finished")
+    assert await store.drain_changes() == StoreChanges(frozenset({"kept", "short"}), frozenset({"finished"}))
+    assert await store.drain_changes() == StoreChanges(frozenset(), frozenset())
+    clock.advance(TTL / 2)
+    await store.touch("kept")  # a use, not a change
+    assert await store.drain_changes() == StoreChanges(frozenset(), frozenset({"short"}))
+    assert [conv.id for conv in await store.all()] == ["kept"]
+
+
+async def test_close_forgets_everything(store: MemoryStore) -> None:
+    await store.put(conversation("c"))
+    await store.try_lock("c")
+    await store.close()
+    assert await store.count() == 0
+    assert not await store.is_locked("c")
