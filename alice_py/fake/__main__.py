@@ -22,7 +22,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--words-per-chunk", type=int, default=1, help="words per streamed chunk")
     args = parser.parse_args(argv)
     state = FakeState(chunk_delay=args.chunk_delay, words_per_chunk=args.words_per_chunk)
-    print(f"alice-py demo model (fake OpenAI API) at http://{args.host}:{args.port}/v1 — any key works")
+    print(
+        f"alice-py demo model (fake OpenAI API) at http://{args.host}:{args.port}/v1 — any key works",
+        flush=True,
+    )
     web.run_app(create_fake_upstream(state), host=args.host, port=args.port, access_log=None, print=None)
 
 

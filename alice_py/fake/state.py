@@ -47,6 +47,8 @@ class FakeState:
       or ``event: error`` with ``stream_error_as_event``), and end the stream without ``[DONE]``.
     - ``omit_done``: end every stream cleanly but without ``data: [DONE]``.
     - ``retry_after``: the ``Retry-After`` seconds of rate-limit answers.
+
+    ``requests`` holds what was received, oldest first (at least the last ``max_recorded``).
     """
 
     delay: float = 0.0
@@ -59,6 +61,7 @@ class FakeState:
     retry_after: float = 7.0
     models: tuple[str, ...] = DEFAULT_MODELS
     requests: list[RecordedRequest] = field(default_factory=list)
+    max_recorded: int = 1000
     disconnects: int = 0
     """Streams the client went away from before the end (the fake noticed on its next write)."""
     _failures: deque[FailureKind] = field(default_factory=deque)
@@ -75,12 +78,25 @@ class FakeState:
             raise ValueError(f"unknown failure kind {kind!r}; one of {', '.join(FAILURE_KINDS)}")
         self._failures.extend([kind] * count)
 
-    def take_failure(self, key: str) -> FailureKind | None:
-        """The failure this request must answer with: the key's trigger word, else a queued one."""
+    def key_failure(self, key: str) -> FailureKind | None:
+        """The failure a key's trigger word selects, if any."""
         for word, kind in KEY_TRIGGERS:
             if word in key:
                 return kind
-        return self._failures.popleft() if self._failures else None
+        return None
+
+    def take_failure(self, key: str) -> FailureKind | None:
+        """The failure this request must answer with: the key's trigger word, else a queued one."""
+        kind = self.key_failure(key)
+        if kind is None and self._failures:
+            kind = self._failures.popleft()
+        return kind
+
+    def record(self, request: RecordedRequest) -> None:
+        """Keep ``request``; only the last ``max_recorded`` are kept, so a long demo run stays small."""
+        self.requests.append(request)
+        if len(self.requests) > 2 * self.max_recorded:
+            del self.requests[: -self.max_recorded]
 
     @property
     def keys_used(self) -> list[str | None]:

@@ -98,7 +98,7 @@ async def _model_call(request: web.Request, chat: bool) -> web.StreamResponse:
     state = request.app[STATE]
     key = _bearer(request)
     body = await _read_json(request)
-    state.requests.append(RecordedRequest(request.method, request.path, key, body))
+    state.record(RecordedRequest(request.method, request.path, key, body))
     refusal = _refusal(request, key, body, chat)
     if refusal is not None:
         return refusal
@@ -153,6 +153,11 @@ async def _stream(request: web.Request, state: FakeState, chunks: list[dict[str,
     except ConnectionError:
         state.disconnects += 1
         return response
+    except asyncio.CancelledError:
+        # A server run with handler_cancellation (aiohttp's TestServer) cancels the
+        # handler when the client goes away, instead of failing its next write.
+        state.disconnects += 1
+        raise
     if cut and request.transport is not None:
         # Closing the socket before the last (empty) chunk of the chunked body is
         # what a client sees when a stream breaks off.
@@ -173,9 +178,12 @@ async def completions(request: web.Request) -> web.StreamResponse:
 async def models(request: web.Request) -> web.Response:
     state = request.app[STATE]
     key = _bearer(request)
-    state.requests.append(RecordedRequest(request.method, request.path, key, None))
+    state.record(RecordedRequest(request.method, request.path, key, None))
     if key is None:
         return _error(401, error_body("You didn't provide an API key.", "invalid_request_error"))
+    kind = state.key_failure(key)
+    if kind is not None:
+        return _failure_response(kind, key, state)
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": "alice-py-demo"} for name in state.models
     ]

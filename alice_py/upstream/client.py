@@ -144,14 +144,15 @@ _STREAM_ERROR_STATUS = {
 }
 
 
-def error_from_stream(data: str, *, key: str | None = None) -> UpstreamError:
-    """The UpstreamError for an error sent inside a stream (``{"error": {...}}`` data or
-    ``event: error``). The HTTP status was 200, so the class follows the error's code or
-    type; unknown ones count as a server error."""
+def error_from_payload(data: str | bytes, *, key: str | None = None) -> UpstreamError:
+    """The UpstreamError for an error sent with HTTP status 200: inside a stream
+    (``{"error": {...}}`` data or ``event: error``), or as a whole answer by some gateways.
+    The class follows the error's code or type; unknown ones count as a server error."""
     try:
         message, code, type_ = _error_fields(orjson.loads(data))
     except orjson.JSONDecodeError:
-        message, code, type_ = (data.strip() or None), None, None
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        message, code, type_ = (text.strip() or None), None, None
     status = _STREAM_ERROR_STATUS.get(code or "") or _STREAM_ERROR_STATUS.get(type_ or "") or 500
     text = message or "The model API reported an error in the middle of its answer"
     return _classify(status, scrub(text, key), code, type_, None)
@@ -289,7 +290,10 @@ class OpenAIClient:
                 raw = await response.read()
         finally:
             response.release()
-        return _json_object(raw)
+        data = _json_object(raw)
+        if data.get("error") and "choices" not in data and "data" not in data:
+            raise error_from_payload(raw, key=key)
+        return data
 
     async def call(self, key: str, request: UpstreamRequest) -> dict[str, Any]:
         """One non-streaming request (``"stream": false``); the upstream's JSON response."""
@@ -320,12 +324,12 @@ class OpenAIClient:
                         done = True
                         return
                     if event.event == "error":
-                        raise error_from_stream(data, key=key)
+                        raise error_from_payload(data, key=key)
                     if not data:
                         continue
                     chunk = _json_object(data)
                     if chunk.get("error") or chunk.get("object") == "error":
-                        raise error_from_stream(data, key=key)
+                        raise error_from_payload(data, key=key)
                     yield chunk
             raise UpstreamConnectionError("The model API stream ended before the answer was complete")
         finally:

@@ -52,12 +52,15 @@ class SSEDecoder:
         self.retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
-        if self._skip_lf and chunk[:1] == b"\n":
-            # The previous chunk ended with "\r": this "\n" completes that one line end.
-            chunk = chunk[1:]
-        self._skip_lf = False
         if not chunk:
             return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                # The previous chunk ended with "\r": this "\n" completes that one line end.
+                chunk = chunk[1:]
+                if not chunk:
+                    return []
         if b"\n" not in chunk and b"\r" not in chunk:
             self._parts.append(chunk)
             return []

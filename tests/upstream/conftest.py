@@ -1,0 +1,53 @@
+"""Fixtures: the fake upstream as a real HTTP server, a client session, a client for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from alice_py.fake import FakeState, create_fake_upstream
+from alice_py.upstream.client import OpenAIClient
+
+
+class Clock:
+    """An injected monotonic clock that only moves when told to."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def state() -> FakeState:
+    return FakeState()
+
+
+@pytest.fixture
+async def fake_url(aiohttp_server: Any, state: FakeState) -> str:
+    server: TestServer = await aiohttp_server(create_fake_upstream(state))
+    return str(server.make_url("/v1"))
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+def client(session: aiohttp.ClientSession, fake_url: str) -> OpenAIClient:
+    return OpenAIClient(session, fake_url, connect_timeout=2.0, timeout=5.0)
