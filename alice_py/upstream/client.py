@@ -168,6 +168,15 @@ def _json_object(raw: bytes | str) -> dict[str, Any]:
     return data
 
 
+def _not_a_stream(raw: bytes, key: str) -> UpstreamError:
+    """The error for a JSON answer to a streaming request: some gateways send their errors
+    that way with status 200; a server that ignores ``"stream": true`` is told apart."""
+    data = _json_object(raw)
+    if data.get("error") or data.get("object") == "error":
+        return error_from_payload(raw, key=key)
+    return UpstreamError("The model API answered without streaming, although a stream was asked for")
+
+
 # ---- pulling the text out of responses ------------------------------------------------------------
 
 
@@ -318,6 +327,8 @@ class OpenAIClient:
         done = False
         try:
             with self._network_errors(key, streaming=True):
+                if response.content_type == "application/json":
+                    raise _not_a_stream(await response.read(), key)
                 async for event in iter_events(response):
                     data = event.data
                     if data == DONE:

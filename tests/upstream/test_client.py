@@ -279,18 +279,35 @@ def test_text_helpers_tolerate_odd_shapes() -> None:
     assert chunk_text("completion", {"choices": [{"index": 0, "text": "x"}]}) == "x"
 
 
-async def test_gateway_answering_200_with_an_error_object(
-    aiohttp_server: Any, session: aiohttp.ClientSession
-) -> None:
+async def json_only_upstream(
+    aiohttp_server: Any, session: aiohttp.ClientSession, answer: Any
+) -> OpenAIClient:
+    """A client for a server that answers every chat request with ``answer`` as JSON, status 200."""
+
     async def handler(request: web.Request) -> web.Response:
-        return web.json_response({"error": {"message": "upstream overloaded", "type": "server_error"}})
+        return web.json_response(answer)
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", handler)
     server = await aiohttp_server(app)
-    client = OpenAIClient(session, str(server.make_url("/v1")))
+    return OpenAIClient(session, str(server.make_url("/v1")))
+
+
+async def test_gateway_answering_200_with_an_error_object(
+    aiohttp_server: Any, session: aiohttp.ClientSession
+) -> None:
+    error = {"error": {"message": "upstream overloaded", "type": "server_error"}}
+    client = await json_only_upstream(aiohttp_server, session, error)
     with pytest.raises(UpstreamServerError, match="upstream overloaded"):
         await client.call(KEY, chat())
+    with pytest.raises(UpstreamServerError, match="upstream overloaded"):
+        await collect(client, chat())
+
+
+async def test_server_ignoring_stream_true(aiohttp_server: Any, session: aiohttp.ClientSession) -> None:
+    client = await json_only_upstream(aiohttp_server, session, {"choices": [{"index": 0, "message": {}}]})
+    with pytest.raises(UpstreamError, match="answered without streaming"):
+        await collect(client, chat())
 
 
 async def test_list_models_with_an_invalid_key(client: OpenAIClient) -> None:
