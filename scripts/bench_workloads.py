@@ -1,0 +1,398 @@
+"""The workloads of issue 6, each a function from a ``Bench`` to one ``Row``.
+
+Every workload that measures the service starts a fresh one (so RSS and CPU belong to that
+workload alone), pinned to the service core, with the upstream behaviour it needs, and stops it
+at the end. Load comes from the other core.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bench_report as rep
+from bench_infra import BenchError, Processes, Service, cpu_percent, cpu_sample, rss_mib, start_service
+from bench_upstream import CHAT_ANSWER, CHUNKS, UpstreamTiming
+from bench_wrk import WrkResult, WrkRun, run_wrk
+
+CLIENTS = Path(__file__).resolve().parent / "bench_clients.py"
+QUESTION = "What does the fox do?"
+QUICK_ANSWER_BODY = json.dumps({"question": QUESTION, "stream": False})
+STREAM_CHECKS = ["+p01 ", f"+p{CHUNKS:02d} ", "+data: [DONE]", "-event: error"]
+SLOW_CONNECTIONS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    duration: float = 15.0
+    warmup: float = 2.0
+    connections: int = 64
+    conversations: int = 10_000
+    streams: int = 5000
+    stream_ramp: float = 1000.0
+    ttfb_count: int = 60
+    slow_duration: float = 20.0
+    service_cpu: int = 1
+    load_cpu: int = 0
+    quick: bool = False
+
+
+@dataclass
+class Bench:
+    procs: Processes
+    opts: Options
+    upstream: str
+    """``http://127.0.0.1:<nginx port>``."""
+    timing: UpstreamTiming
+    python: str
+
+    @contextmanager
+    def service(self, prefix: str, tag: str) -> Iterator[Service]:
+        svc = start_service(
+            self.procs, self.python, self.opts.service_cpu, f"{self.upstream}/{prefix}/v1", tag
+        )
+        try:
+            yield svc
+        finally:
+            self.procs.stop(svc.started)
+
+    def wrk(
+        self,
+        url: str,
+        script: str,
+        args: list[str],
+        *,
+        connections: int | None = None,
+        threads: int = 1,
+        duration: float | None = None,
+    ) -> WrkResult:
+        conns = connections or self.opts.connections
+        run = WrkRun(
+            url,
+            script,
+            args,
+            connections=conns,
+            threads=threads,
+            duration=duration or self.opts.duration,
+            cpu=self.opts.load_cpu,
+        )
+        return run_wrk(run)[0]
+
+    def warm(self, url: str, script: str, args: list[str], **kw: Any) -> None:
+        """A short unrecorded run: connections opened, caches filled, lazy imports done."""
+        if self.opts.warmup > 0:
+            self.wrk(url, script, args, duration=self.opts.warmup, **kw)
+
+    def client(self, argv: list[str], timeout: float) -> dict[str, Any]:
+        """Run bench_clients.py on the load core; its JSON line."""
+        cmd = ["taskset", "-c", str(self.opts.load_cpu), self.python, str(CLIENTS), *argv]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, start_new_session=True)
+        if done.returncode != 0 or not done.stdout.strip():
+            raise BenchError(f"bench client failed ({done.returncode}): {done.stderr[-1500:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+
+
+@dataclass
+class Usage:
+    cpu_pct: float = 0.0
+    rss_mib: float = 0.0
+    peak_rss_mib: float = 0.0
+
+
+@contextmanager
+def usage(pid: int) -> Iterator[Usage]:
+    """CPU % and RSS of ``pid`` over the block; RSS sampled every 0.2 s for the peak."""
+    result = Usage()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            try:
+                result.peak_rss_mib = max(result.peak_rss_mib, rss_mib(pid))
+            except (OSError, BenchError):
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    before = cpu_sample(pid)
+    sampler.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        sampler.join()
+        result.cpu_pct = cpu_percent(before, cpu_sample(pid))
+        result.rss_mib = rss_mib(pid)
+        result.peak_rss_mib = max(result.peak_rss_mib, result.rss_mib)
+
+
+def _wrk_row(name: str, description: str, res: WrkResult, use: Usage | None) -> rep.Row:
+    extra: dict[str, Any] = {
+        "requests": res.requests,
+        "duration_s": res.duration_s,
+        "socket_errors": res.socket_errors,
+        "counters": res.counters,
+    }
+    if res.first_bad:
+        extra["first_bad"] = res.first_bad
+    return rep.Row(
+        name,
+        description,
+        rps=res.rps,
+        p50_ms=res.p50_ms,
+        p99_ms=res.p99_ms,
+        errors=res.errors,
+        rss_mib=use.rss_mib if use else None,
+        cpu_pct=use.cpu_pct if use else None,
+        extra=extra,
+    )
+
+
+def w0_nginx(b: Bench) -> rep.Row:
+    url = f"{b.upstream}/fast/v1/chat/completions"
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]})
+    args = ["POST", "application/json", body, "+" + CHAT_ANSWER]
+    res = b.wrk(url, "check.lua", args)
+    row = _wrk_row("W0", "nginx upstream direct (baseline: what the load generator can do)", res, None)
+    row.measured = f"{res.rps:,.0f} req/s"
+    return row
+
+
+def _relay(b: Bench, name: str, prefix: str, path: str, args: list[str], target: float, what: str) -> rep.Row:
+    with b.service(prefix, name) as svc:
+        url = f"{svc.url}{path}"
+        b.warm(url, "check.lua", args)
+        with usage(svc.started.pid) as use:
+            res = b.wrk(url, "check.lua", args)
+    row = _wrk_row(name, what, res, use)
+    row.target, row.measured = f">= {target:,.0f} req/s", f"{res.rps:,.0f} req/s"
+    row.passed = rep.at_least(res.rps, target, res.errors)
+    return row
+
+
+def w1_quick_answer(b: Bench) -> rep.Row:
+    args = ["POST", "application/json", QUICK_ANSWER_BODY, "+" + CHAT_ANSWER]
+    return _relay(
+        b,
+        "W1",
+        "fast",
+        "/chatgpt/quickAnswer",
+        args,
+        rep.TARGET_W1_RPS,
+        "one-shot non-stream relay: quickAnswer stream=false",
+    )
+
+
+def w2_stream(b: Bench) -> rep.Row:
+    args = ["POST", "text/plain; charset=utf-8", "Tell me a story.", *STREAM_CHECKS]
+    return _relay(
+        b,
+        "W2",
+        "sse",
+        "/chatgpt/chat",
+        args,
+        rep.TARGET_W2_RPS,
+        f"one-shot streaming relay, {CHUNKS} SSE chunks: chat without conversation",
+    )
+
+
+def ttfb(b: Bench) -> rep.Row:
+    count = b.opts.ttfb_count
+    with b.service("trickle", "ttfb") as svc:
+        b.client(["streams", "--url", svc.url, "--count", "4", "--concurrency", "4"], 60)
+        with usage(svc.started.pid) as use:
+            res = b.client(
+                [
+                    "streams",
+                    "--url",
+                    svc.url,
+                    "--count",
+                    str(count),
+                    "--concurrency",
+                    "4",
+                    "--deadline",
+                    "120",
+                ],
+                180,
+            )
+    stream_s = (CHUNKS - 1) * b.timing.trickle_interval
+    return rep.Row(
+        "ttfb",
+        f"time to first byte of a stream whose {CHUNKS} chunks take {stream_s:.2f} s (4 at a time)",
+        p50_ms=res["ttfb_p50_ms"],
+        p99_ms=res["ttfb_p99_ms"],
+        errors=res["errors"],
+        rss_mib=use.rss_mib,
+        cpu_pct=use.cpu_pct,
+        measured=f"TTFB p99 {res['ttfb_p99_ms'] or 0:.1f} ms",
+        extra=res,
+    )
+
+
+def w3_stateful(b: Bench) -> rep.Row:
+    # one connection per wrk thread: the Lua state of a thread then follows one connection
+    conns = b.opts.connections
+    args = ["5", QUESTION, CHAT_ANSWER]
+    with b.service("fast", "W3") as svc:
+        b.warm(svc.url, "w3.lua", args, connections=conns, threads=conns)
+        with usage(svc.started.pid) as use:
+            res = b.wrk(svc.url, "w3.lua", args, connections=conns, threads=conns)
+    row = _wrk_row("W3", "stateful: createTurbo {stream: false}, then 5 chats on it, repeat", res, use)
+    chats = res.per_second("chats")
+    row.rps = chats
+    row.target = f">= {rep.TARGET_W3_CHATS:,.0f} chats/s"
+    row.measured = f"{chats:,.0f} chats/s"
+    row.passed = rep.at_least(chats, rep.TARGET_W3_CHATS, res.errors)
+    return row
+
+
+def _conversations(b: Bench, svc: Service, count: int) -> dict[str, Any]:
+    argv = [
+        "conversations",
+        "--url",
+        svc.url,
+        "--count",
+        str(count),
+        "--concurrency",
+        "64",
+        "--expect",
+        CHAT_ANSWER,
+        "--deadline",
+        "900",
+    ]
+    return b.client(argv, 960)
+
+
+def w4_memory(b: Bench) -> rep.Row:
+    count = b.opts.conversations
+    warm_count = max(100, count // 10)
+    with b.service("fast", "W4") as svc:
+        pid = svc.started.pid
+        time.sleep(1.0)
+        idle = rss_mib(pid)
+        warm = _conversations(b, svc, warm_count)
+        after_warm = rss_mib(pid)
+        with usage(pid) as use:
+            res = _conversations(b, svc, count)
+        time.sleep(0.5)
+        after = rss_mib(pid)
+    per_conv = (after - after_warm) * 1024 / max(1, res["conversations"])
+    errors = int(res["errors"]) + int(warm["errors"])
+    extra = {
+        "idle_mib": idle,
+        "after_warmup_mib": after_warm,
+        "after_mib": after,
+        "kib_per_conversation": per_conv,
+        "kib_per_conversation_from_idle": (after - idle) * 1024 / max(1, res["conversations"] + warm_count),
+        "warmup_conversations": warm_count,
+        "main": res,
+    }
+    passed = per_conv <= rep.TARGET_KIB_PER_CONVERSATION and idle <= rep.TARGET_IDLE_MIB and errors == 0
+    return rep.Row(
+        "W4",
+        f"memory: {count:,} conversations x 5 turns (after {warm_count:,} warm-up ones), 64 at a time",
+        rps=res["requests"] / res["elapsed_s"] if res["elapsed_s"] else None,
+        errors=errors,
+        rss_mib=after,
+        cpu_pct=use.cpu_pct,
+        target=f"<= {rep.TARGET_KIB_PER_CONVERSATION:g} KiB/conv, <= {rep.TARGET_IDLE_MIB:g} MiB idle",
+        measured=f"{per_conv:.1f} KiB/conv, {idle:.1f} MiB idle",
+        passed=passed,
+        extra=extra,
+    )
+
+
+def slow_upstream(b: Bench) -> rep.Row:
+    ideal = SLOW_CONNECTIONS / b.timing.slow_delay
+    args = ["POST", "application/json", QUICK_ANSWER_BODY, "+" + CHAT_ANSWER]
+    with b.service("slow", "slow") as svc:
+        url = f"{svc.url}/chatgpt/quickAnswer"
+        b.warm(url, "check.lua", args, connections=SLOW_CONNECTIONS)
+        with usage(svc.started.pid) as use:
+            res = b.wrk(url, "check.lua", args, connections=SLOW_CONNECTIONS, duration=b.opts.slow_duration)
+    row = _wrk_row(
+        "slow",
+        f"upstream answers after {b.timing.slow_delay * 1000:.0f} ms, "
+        f"{SLOW_CONNECTIONS} connections, W1 requests",
+        res,
+        use,
+    )
+    target = rep.TARGET_SLOW_FRACTION * ideal
+    row.target = f">= {rep.TARGET_SLOW_FRACTION:.0%} of {ideal:,.0f} req/s"
+    row.measured = f"{res.rps:,.0f} req/s ({res.rps / ideal:.1%})"
+    row.passed = rep.at_least(res.rps, target, res.errors)
+    row.extra["ideal_rps"] = ideal
+    # closed loop: throughput = connections / mean latency, free of wrk's edge effect (the last
+    # round of requests still in flight when the run stops is not counted in req/s)
+    row.extra["littles_law_rps"] = SLOW_CONNECTIONS / (res.mean_ms / 1000) if res.mean_ms else None
+    return row
+
+
+def held_streams(b: Bench) -> rep.Row:
+    count = b.opts.streams
+    ramp_s = count / b.opts.stream_ramp
+    stream_s = (CHUNKS - 1) * b.timing.stream_interval
+    deadline = ramp_s + stream_s + 60
+    with b.service("slowsse", "streams") as svc, usage(svc.started.pid) as use:
+        res = b.client(
+            [
+                "streams",
+                "--url",
+                svc.url,
+                "--count",
+                str(count),
+                "--concurrency",
+                str(count),
+                "--ramp",
+                str(b.opts.stream_ramp),
+                "--deadline",
+                str(deadline),
+            ],
+            deadline + 30,
+        )
+    passed = res["peak_open"] >= count and res["errors"] == 0 and res["ok"] == count
+    return rep.Row(
+        "streams",
+        f"{count:,} concurrent streams opened at {b.opts.stream_ramp:,.0f}/s, each {stream_s:.1f} s long",
+        p50_ms=res["ttfb_p50_ms"],
+        p99_ms=res["ttfb_p99_ms"],
+        errors=res["errors"],
+        rss_mib=use.peak_rss_mib,
+        cpu_pct=use.cpu_pct,
+        target=f"{count:,} open at once, 0 errors",
+        measured=f"{res['peak_open']:,} open at once, {res['ok']:,} complete",
+        passed=passed,
+        extra=res,
+    )
+
+
+WORKLOADS: dict[str, Callable[[Bench], rep.Row]] = {
+    "W0": w0_nginx,
+    "W1": w1_quick_answer,
+    "W2": w2_stream,
+    "ttfb": ttfb,
+    "W3": w3_stateful,
+    "W4": w4_memory,
+    "slow": slow_upstream,
+    "streams": held_streams,
+}
+
+
+def run_one(name: str, bench: Bench) -> rep.Row:
+    """A workload's row; a workload that breaks becomes a failed row saying why, and the run goes on."""
+    started = time.monotonic()
+    try:
+        row = WORKLOADS[name](bench)
+    except (BenchError, subprocess.SubprocessError, OSError, KeyError, ValueError) as exc:
+        print(f"{name} failed: {exc}", file=sys.stderr)
+        row = rep.Row(name, "did not complete", passed=False, measured=f"error: {str(exc)[:200]}")
+    row.extra["wall_s"] = round(time.monotonic() - started, 2)
+    return row
