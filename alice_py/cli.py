@@ -123,6 +123,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = build_parser().parse_args(normalize_go_flags(raw))
     level = getattr(args, "log_level", "INFO")
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic announces every plugin and migration step at INFO; that buries the start-up lines.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     env = os.environ if environ is None else environ
     try:
         cfg = load_config(args, env)

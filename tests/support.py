@@ -55,7 +55,8 @@ def wait_until_up(url: str, proc: subprocess.Popen[str], timeout: float = 30) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            stderr = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"server exited with {proc.returncode}: {stderr}")
         try:
             if http_get(url + "/healthz", timeout=1)[0] == 200:
                 return
