@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -272,29 +273,16 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_service(procs: Processes, python: str, cpu: int, upstream_base: str, tag: str) -> Service:
+def start_service(
+    procs: Processes, python: str, cpu: int, upstream_base: str, tag: str, extra: Sequence[str] = ()
+) -> Service:
     """``alice_py serve`` pinned to ``cpu``, talking to ``upstream_base``; waits for /healthz."""
     port = free_port()
     db = procs.workdir / f"{tag}.db"
-    argv = [
-        "taskset",
-        "-c",
-        str(cpu),
-        python,
-        "-m",
-        "alice_py",
-        "serve",
-        "--port",
-        str(port),
-        "--auth",
-        "none",
-        "--limit",
-        "0",
-        "--base-url",
-        upstream_base,
-        "--db",
-        f"sqlite+aiosqlite:///{db}",
-    ]
+    serve = f"-m alice_py serve --port {port} --auth none --limit 0".split()
+    upstream = ["--base-url", upstream_base, "--db", f"sqlite+aiosqlite:///{db}"]
+    argv = ["taskset", "-c", str(cpu), python, *serve, *upstream, *extra]
+    # the key only has to exist: nginx does not look at it
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
     started = procs.start(f"service-{tag}", argv, env)
     wait_http(f"http://127.0.0.1:{port}/healthz", started)

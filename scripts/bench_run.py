@@ -56,6 +56,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--service-cpu", type=int, default=1, help="core for the service (1)")
     p.add_argument("--load-cpu", type=int, default=0, help="core for wrk, the clients and nginx (0)")
     p.add_argument("--python", default=None, help="the interpreter that runs alice_py (./.venv/bin/python)")
+    p.add_argument(
+        "--service-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for `alice_py serve`, repeatable (e.g. --service-arg=--log-level=WARNING)",
+    )
     p.add_argument("--output", type=Path, default=ROOT / "bench-results" / "latest.json")
     p.add_argument("--keep-workdir", action="store_true", help="keep the temp dir with the logs")
     return p.parse_args(argv)
@@ -127,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
     rows: list[rep.Row] = []
     try:
         _, port = start_nginx(procs, opts.load_cpu, timing, max(1024, opts.streams + 256))
-        bench = Bench(procs, opts, f"http://127.0.0.1:{port}", timing, python_for_service(args.python))
+        upstream = f"http://127.0.0.1:{port}"
+        python = python_for_service(args.python)
+        bench = Bench(procs, opts, upstream, timing, python, tuple(args.service_arg))
         for name in names:
             print(f"== {name}", file=sys.stderr, flush=True)
             rows.append(run_one(name, bench))

@@ -53,12 +53,12 @@ class Bench:
     """``http://127.0.0.1:<nginx port>``."""
     timing: UpstreamTiming
     python: str
+    service_args: tuple[str, ...] = ()
 
     @contextmanager
     def service(self, prefix: str, tag: str) -> Iterator[Service]:
-        svc = start_service(
-            self.procs, self.python, self.opts.service_cpu, f"{self.upstream}/{prefix}/v1", tag
-        )
+        base = f"{self.upstream}/{prefix}/v1"
+        svc = start_service(self.procs, self.python, self.opts.service_cpu, base, tag, self.service_args)
         try:
             yield svc
         finally:
