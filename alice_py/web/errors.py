@@ -51,8 +51,12 @@ def error_status(request: web.Request, error: AliceError) -> int:
 
 
 def safe_text(text: str) -> bytes:
-    """UTF-8 bytes of ``text`` even when it holds lone surrogates (undecodable header bytes)."""
-    return text.encode("utf-8", "backslashreplace")
+    """UTF-8 bytes of ``text``; lone surrogates (aiohttp's stand-ins for header bytes that
+    were not UTF-8, echoed back in a message) become U+FFFD instead of failing."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace").encode("utf-8")
 
 
 def plain_text_error(request: web.Request, error: AliceError) -> web.Response:
