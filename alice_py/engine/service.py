@@ -236,7 +236,7 @@ class ConversationService:
             await self.store.unlock(conv.id)
 
         try:
-            answer = Answer(
+            return await Answer.start(
                 self.upstream,
                 conversation_request(conv, turns, self.models),
                 streaming=conv.stream,
@@ -246,11 +246,9 @@ class ConversationService:
                 commit=commit,
                 release=release,
             )
-            await answer._start()
         except BaseException:
             await release()
             raise
-        return answer
 
     # --- one-off answers (nothing kept) ----------------------------------------------------
 
@@ -272,7 +270,7 @@ class ConversationService:
         else:
             human, ai = COMPLETION_NAMES
             request = completion_request(kind.model(self.models), prompt, QUICK, human, ai, turns)
-        return self._one_off(request, stream)
+        return await self._one_off(request, stream)
 
     async def one_off_chat(
         self, messages: Sequence[Mapping[str, str]], *, model: str | None = None, stream: bool = False
@@ -281,16 +279,16 @@ class ConversationService:
         if not messages:
             raise BadRequest("messages can not be empty")
         body = {"model": model or self.models.turbo, "messages": [dict(m) for m in messages]}
-        return self._one_off(UpstreamRequest(endpoint="chat", body=body), stream)
+        return await self._one_off(UpstreamRequest(endpoint="chat", body=body), stream)
 
     async def summary(self, article: str) -> Answer:
         """A completion of ``<article>\\nTl;dr\\n`` with the summary preset (not streamed)."""
         if not article.strip():
             raise BadRequest("Article can not be empty")
-        return self._one_off(summary_request(article, self.models), stream=False)
+        return await self._one_off(summary_request(article, self.models), stream=False)
 
-    def _one_off(self, request: UpstreamRequest, stream: bool) -> Answer:
-        return Answer(
+    async def _one_off(self, request: UpstreamRequest, stream: bool) -> Answer:
+        return await Answer.start(
             self.upstream,
             request,
             streaming=stream,
