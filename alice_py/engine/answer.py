@@ -42,7 +42,7 @@ async def _run(
     result: _Result,
 ) -> AsyncGenerator[str, None]:
     try:
-        yield ""  # the priming step of Answer.start, never seen by consumers
+        yield ""  # the step Answer.start runs, never seen by consumers
         if streaming:
             parts: list[str] = []
             pieces = upstream.pieces(request)
@@ -119,37 +119,16 @@ class Answer:
         """The whole answer, newline-trimmed, once it is complete (``None`` before)."""
         return self._result.text
 
-    @classmethod
-    async def start(
-        cls,
-        upstream: Upstream,
-        request: UpstreamRequest,
-        *,
-        streaming: bool,
-        conversation_id: str | None,
-        message_id: str,
-        parent_id: str | None,
-        commit: Commit | None = None,
-        release: Release | None = None,
-    ) -> Answer:
-        """A new answer, started: from here on, dropping it unread still runs ``release``.
+    async def start(self) -> Answer:
+        """Make the answer safe to drop: past this, its ``release`` runs however it ends.
 
         (It runs the generator up to its first ``yield``, inside the ``try``; asyncio's
         async-generator finalizer closes a started generator that is garbage-collected.)
-        Nothing is sent upstream before the first piece is asked for.
+        Nothing is sent upstream before the first piece is asked for. Call it once,
+        before handing the answer out.
         """
-        answer = cls(
-            upstream,
-            request,
-            streaming=streaming,
-            conversation_id=conversation_id,
-            message_id=message_id,
-            parent_id=parent_id,
-            commit=commit,
-            release=release,
-        )
-        await answer._gen.__anext__()
-        return answer
+        await self._gen.__anext__()
+        return self
 
     def __aiter__(self) -> Answer:
         return self

@@ -236,7 +236,7 @@ class ConversationService:
             await self.store.unlock(conv.id)
 
         try:
-            return await Answer.start(
+            return await Answer(
                 self.upstream,
                 conversation_request(conv, turns, self.models),
                 streaming=conv.stream,
@@ -245,7 +245,7 @@ class ConversationService:
                 parent_id=asked.id,
                 commit=commit,
                 release=release,
-            )
+            ).start()
         except BaseException:
             await release()
             raise
@@ -288,14 +288,14 @@ class ConversationService:
         return await self._one_off(summary_request(article, self.models), stream=False)
 
     async def _one_off(self, request: UpstreamRequest, stream: bool) -> Answer:
-        return await Answer.start(
+        return await Answer(
             self.upstream,
             request,
             streaming=stream,
             conversation_id=None,
             message_id=self._new_message_id(),
             parent_id=None,
-        )
+        ).start()
 
 
 def _turns(path: Sequence[Message]) -> list[Turn]:

@@ -15,7 +15,6 @@ strings, as node-chatgpt-api clients expect, and shorter than a uuid string.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -103,18 +102,14 @@ class Conversation:
             raise ValueError(f"parent message {message.parent_id} is not in conversation {self.id}")
         self.messages[message.id] = message
 
-    def descendants(self, root: str) -> Iterator[str]:
-        """``root`` and every message below it."""
+    def remove_branch(self, root: str) -> None:
+        """Drop ``root`` and every message below it (the leaf must not be among them)."""
         doomed = {root}
         # Parents come before children in ``messages``, so one pass finds every level.
         for message in self.messages.values():
             if message.parent_id in doomed:
                 doomed.add(message.id)
-        return iter(doomed)
-
-    def remove_branch(self, root: str) -> None:
-        """Drop ``root`` and everything below it (the leaf must not be among them)."""
-        for message_id in list(self.descendants(root)):
+        for message_id in doomed:
             del self.messages[message_id]
 
     def to_json(self) -> bytes:
