@@ -116,6 +116,16 @@ def load_config(args: argparse.Namespace, environ: Mapping[str, str]) -> config.
     return cfg
 
 
+def _quiet_bad_requests(record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.ERROR and "Error handling request" in record.getMessage():
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ in ("BadHttpMessage", "BadStatusLine", "LineTooLong",
+                                                      "InvalidHeader", "InvalidURLError"):
+            record.levelno, record.levelname, record.exc_info = logging.DEBUG, "DEBUG", None
+            return logging.getLogger("aiohttp.server").isEnabledFor(logging.DEBUG)
+    return True
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if not raw or raw[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
@@ -125,6 +135,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic announces every plugin and migration step at INFO; that buries the start-up lines.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # aiohttp logs every unparsable request (garbage bytes, port scans) at ERROR with a traceback;
+    # the client already got its 400, so one line at DEBUG is enough.
+    logging.getLogger("aiohttp.server").addFilter(_quiet_bad_requests)
     env = os.environ if environ is None else environ
     try:
         cfg = load_config(args, env)

@@ -1,4 +1,20 @@
-"""Running the app: the event loop, the listening socket, the start-up lines."""
+"""Running the app: the event loop, the listening socket, the start-up lines, graceful shutdown.
+
+On SIGTERM or SIGINT the service stops like this (``run``):
+
+1. it stops listening and closes idle keep-alive connections (busy ones close after
+   their response), so no new request gets in;
+2. requests in progress, streams included, get ``[server] drain_timeout`` seconds to
+   finish (a second signal stops waiting);
+3. those still running are cancelled, and awaited: the engine leaves their
+   conversations as they were before the request;
+4. only then the app is cleaned up, whose first step saves every live conversation.
+
+``web.run_app`` is not used because of what aiohttp (3.10 to 3.14) does there: it waits
+``shutdown_timeout`` for a handler, then waits ``shutdown_timeout`` again, then cancels
+it without waiting for it to end before the cleanup runs; and a second signal during
+that wait skips the cleanup (no save) and exits with status 1.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +22,11 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import signal
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from alice_py import __version__
 from alice_py.app import create_app
@@ -15,6 +34,12 @@ from alice_py.config import DEFAULT_TOKEN, Config, mask_url
 from alice_py.errors import ConfigError
 
 log = logging.getLogger("alice_py")
+
+CANCEL_GRACE = 5.0
+"""Seconds cancelled requests get to unwind (release locks, close upstream streams)."""
+CLOSE_TIMEOUT = 5.0
+"""aiohttp's own wait for connections at cleanup; nothing is in progress by then."""
+KEEPALIVE_TIMEOUT = 75.0
 
 
 def is_loopback(host: str) -> bool:
@@ -45,6 +70,101 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+class InFlight:
+    """The requests being handled, so that shutdown can wait for them and cancel the rest."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return sum(1 for task in self._tasks if not task.done())
+
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        # The task also writes the response after the handler returns: waiting on the
+        # task, not on this call, waits until the client has the whole answer.
+        task = asyncio.current_task()
+        if task is not None and task not in self._tasks:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await handler(request)
+
+    async def drain(self, limit: float, hurry: asyncio.Event) -> None:
+        """Wait up to ``limit`` seconds (or until ``hurry`` is set) for every request; cancel the rest."""
+        if self._tasks:
+            log.info("waiting up to %gs for %d request(s) in progress", limit, len(self))
+            await _wait_for_all(set(self._tasks), limit, hurry)
+        left = [task for task in self._tasks if not task.done()]
+        if not left:
+            return
+        log.warning("cancelling %d request(s) still in progress", len(left))
+        for task in left:
+            task.cancel()
+        _, stuck = await asyncio.wait(left, timeout=CANCEL_GRACE)
+        if stuck:
+            log.error("%d cancelled request(s) did not end within %gs", len(stuck), CANCEL_GRACE)
+
+
+async def _wait_for_all(tasks: set[asyncio.Task[Any]], limit: float, hurry: asyncio.Event) -> None:
+    # asyncio.wait never cancels what it waits for: the requests keep running when we stop waiting.
+    waiters = {asyncio.create_task(asyncio.wait(tasks)), asyncio.create_task(hurry.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.wait(waiters)
+
+
+class StopSignals:
+    """SIGTERM / SIGINT: the first asks to stop gracefully, any further one to hurry."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.hurry = asyncio.Event()
+
+    def _received(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if not self.stop.is_set():
+            log.info("%s received: finishing the answers in progress, then saving conversations", name)
+            self.stop.set()
+        else:
+            log.warning("%s received again: cancelling the answers in progress", name)
+            self.hurry.set()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in self.SIGNALS:
+            loop.add_signal_handler(signum, self._received, signum)
+
+    def remove(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in self.SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+async def run(app: web.Application, cfg: Config) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT, then shut down gracefully (see the module's doc)."""
+    in_flight = InFlight()
+    app.middlewares.insert(0, in_flight.middleware)  # outermost: sees every request
+    loop = asyncio.get_running_loop()
+    signals = StopSignals()
+    signals.install(loop)
+    runner = web.AppRunner(app, shutdown_timeout=CLOSE_TIMEOUT, keepalive_timeout=KEEPALIVE_TIMEOUT)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, cfg.server.host, cfg.server.port).start()
+        await signals.stop.wait()
+        for site in list(runner.sites):
+            await site.stop()
+        if runner.server is not None:
+            runner.server.pre_shutdown()
+        await in_flight.drain(cfg.server.drain_timeout, signals.hurry)
+    finally:
+        # Signals stay ours until the end: another one must not interrupt the saving.
+        await runner.cleanup()
+        signals.remove(loop)
+
+
 def serve(cfg: Config) -> int:
     for line in startup_lines(cfg):
         log.info("%s", line)
@@ -55,16 +175,11 @@ def serve(cfg: Config) -> int:
             cfg.server.host,
         )
     try:
-        web.run_app(
-            create_app(cfg),
-            host=cfg.server.host,
-            port=cfg.server.port,
-            print=None,
-            shutdown_timeout=cfg.server.drain_timeout,
-            loop=new_event_loop(),
-        )
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(run(create_app(cfg), cfg))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(f"port {cfg.server.port} on {cfg.server.host} is already in use") from None
         raise ConfigError(f"cannot listen on {cfg.server.host}:{cfg.server.port}: {exc.strerror}") from None
+    log.info("stopped")
     return 0

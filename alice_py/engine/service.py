@@ -158,7 +158,10 @@ class ConversationService:
         Raises before returning: ``BadRequest`` (empty question), ``ConversationNotFound``,
         ``NotFound`` (unknown ``parent_id``), ``ConversationBusy``. Upstream errors come
         from iterating the answer. The returned answer holds the lock: consume or close it.
+        Surrounding line breaks are trimmed from the question, as they are from answers, so the
+        transcript (``context``) keeps one line per sentence.
         """
+        question = question.strip("\r\n")
         if not question:
             raise BadRequest(EMPTY_QUESTION)
         conv = await self._lock(conv_id)

@@ -58,11 +58,11 @@ async def test_newlines_survive_the_stream(
 ) -> None:
     fake_state.words_per_chunk = words_per_chunk
     headers = await streaming_conversation(client)
-    question = "first line\nsecond line\n\n  indented\n"
+    question = "first line\nsecond line\n\n  indented"
     response = await client.post("/chatgpt/chat", data=question.encode(), headers=headers)
     raw = await response.text()
     if words_per_chunk == 100:  # the whole answer is one piece: one event, a data line per line
-        expected = f"data: {CHAT_PREFIX}first line\ndata: second line\ndata: \ndata:   indented\ndata: \n\n"
+        expected = f"data: {CHAT_PREFIX}first line\ndata: second line\ndata: \ndata:   indented\n\n"
         assert raw.startswith(expected)
     else:  # "line\n" is a piece of its own
         assert "data: line\ndata: \n\n" in raw

@@ -106,6 +106,17 @@ async def test_context_text(
     assert await service.context_array(conv.id) == ["困的时候可以睡觉吗", " 是的,睡觉可以帮助你放松身心。"]
 
 
+async def test_questions_lose_surrounding_line_breaks_like_answers(
+    service: ConversationService, upstream: FakeUpstream
+) -> None:
+    conv = await service.create(Kind.TURBO)
+    await (await service.ask(conv.id, "\r\nfirst\nsecond\n\n")).collect()
+    assert await service.context_array(conv.id) == ["first\nsecond", "answer 1"]
+    assert upstream.bodies[0]["messages"][-1] == {"role": "user", "content": "first\nsecond"}
+    with pytest.raises(BadRequest, match="Question can not be empty"):
+        await service.ask(conv.id, "\n\r\n")
+
+
 async def test_share_snapshot(service: ConversationService) -> None:
     conv = await service.create(Kind.TURBO, prompt="P")
     await (await service.ask(conv.id, "Hi")).collect()
