@@ -2,7 +2,8 @@
 
 Every resource is opened and closed in ``cleanup_ctx``, in dependency order: the demo
 upstream (``--demo``), the shared HTTP client session, the database, the upstream
-router and its key pool, the conversation store, the engine. Nothing happens at import time.
+router and its key pool, the conversation store, the engine, the saved conversations (loaded
+at start, written behind, saved first thing at cleanup). Nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
 from alice_py.engine.service import ConversationService
 from alice_py.fake.upstream import start_fake_upstream
-from alice_py.store.memory import MemoryStore
+from alice_py.persistence import PersistentMemoryStore, persistence_ctx
 from alice_py.upstream.client import OpenAIClient
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.router import UpstreamRouter
@@ -86,7 +87,7 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[keys.CONFIG]
-    store = MemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
+    store = PersistentMemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
     app[keys.STORE] = store
     app[keys.SERVICE] = ConversationService(
         store, app[keys.ROUTER], cfg.models, id_taken=app[keys.SHARES].exists
@@ -101,7 +102,14 @@ def create_app(cfg: Config) -> web.Application:
     app = web.Application(client_max_size=cfg.server.max_body)
     app[keys.CONFIG] = cfg
     app[keys.STARTED_AT] = time.time()
-    contexts: list[CleanupCtx] = [demo_upstream_ctx, http_session_ctx, database_ctx, upstream_ctx, engine_ctx]
+    contexts: list[CleanupCtx] = [
+        demo_upstream_ctx,
+        http_session_ctx,
+        database_ctx,
+        upstream_ctx,
+        engine_ctx,
+        persistence_ctx,
+    ]
     app.cleanup_ctx.extend(contexts)
     middlewares.install(app)
     health.add_routes(app)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from alice_py.db.shares import ShareRepository
     from alice_py.engine.service import ConversationService
+    from alice_py.persistence import ConversationSaver
     from alice_py.store.base import ConversationStore
     from alice_py.upstream.keypool import KeyPool
     from alice_py.upstream.router import UpstreamRouter
@@ -39,3 +40,5 @@ REPLAY_GUARD: web.AppKey[ReplayGuard] = web.AppKey("replay_guard")
 """The uuids normal auth has seen."""
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 """The one global limit of model calls per minute, for every dialect's model routes."""
+SAVER: web.AppKey[ConversationSaver] = web.AppKey("saver")
+"""Saves live conversations to the database (memory store only; see ``persistence``)."""

@@ -79,6 +79,7 @@ class InFlight:
     def __len__(self) -> int:
         return sum(1 for task in self._tasks if not task.done())
 
+    @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         # The task also writes the response after the handler returns: waiting on the
         # task, not on this call, waits until the client has the whole answer.
