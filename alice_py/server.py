@@ -150,7 +150,14 @@ async def run(app: web.Application, cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     signals = StopSignals()
     signals.install(loop)
-    runner = web.AppRunner(app, shutdown_timeout=CLOSE_TIMEOUT, keepalive_timeout=KEEPALIVE_TIMEOUT)
+    # handler_cancellation: a client that leaves while the model is still thinking
+    # cancels its answer at once (web.sse), instead of at the first write.
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=CLOSE_TIMEOUT,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+        handler_cancellation=True,
+    )
     try:
         await runner.setup()
         await web.TCPSite(runner, cfg.server.host, cfg.server.port).start()
