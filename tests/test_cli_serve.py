@@ -77,3 +77,17 @@ def test_public_address_with_default_secret_warns(tmp_path: Path) -> None:
         proc.wait(timeout=20)
         log = proc.stderr.read() if proc.stderr else ""
     assert "with the default secret 'alice'" in log
+
+
+def test_garbage_request_gets_400_and_no_traceback_in_the_log(tmp_path: Path) -> None:
+    with running_server(["--demo"], cwd=tmp_path) as (url, proc):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad\x7fName: y\r\n\r\n")
+            reply = sock.recv(4096)
+        assert reply.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+        assert http_get(url + "/healthz") == (200, "ok")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        log = proc.stderr.read() if proc.stderr else ""
+    assert "Traceback" not in log
