@@ -52,7 +52,7 @@ class Alice:
             return resp.status, await resp.text()
 
     async def create_turbo(self, *, stream: bool) -> str:
-        status, conv_id = await self.post("createTurbo", '{"stream": %s}' % str(stream).lower())
+        status, conv_id = await self.post("createTurbo", json.dumps({"stream": stream}))
         assert status == 200, conv_id
         return conv_id
 
@@ -105,9 +105,7 @@ async def _wait_until_up(alice: Alice) -> None:
 
 
 @asynccontextmanager
-async def running_alice(
-    tmp_path: Path, fake: RunningFake, *args: str, **env: str
-) -> AsyncIterator[Alice]:
+async def running_alice(tmp_path: Path, fake: RunningFake, *args: str, **env: str) -> AsyncIterator[Alice]:
     """``alice-py serve`` on a free port against ``fake``, with its SQLite file in ``tmp_path``.
 
     ``env`` adds ``ALICE_*`` variables. Killed at the end if the test left it running.

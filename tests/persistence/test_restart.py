@@ -191,13 +191,11 @@ async def test_expired_conversations_stay_gone_and_the_ttl_runs_on(tmp_path: Pat
     # As if their last use had been 10 minutes (used, idle) and 1000 s (expired) earlier.
     before = await saved_rows(tmp_path)
     back = {used: 600.0, idle: 600.0, expired: 1000.0}
-    await rewrite_rows(
-        tmp_path,
-        [
-            dataclasses.replace(row, last_active=row.last_active - back[id], expires_at=row.expires_at - back[id])
-            for id, row in before.items()
-        ],
-    )
+    shifted = [
+        dataclasses.replace(row, last_active=row.last_active - back[id], expires_at=row.expires_at - back[id])
+        for id, row in before.items()
+    ]
+    await rewrite_rows(tmp_path, shifted)
 
     async with running_alice(tmp_path, fake) as alice:
         assert "resumed 2 saved conversation(s)" in alice.log
