@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alice_py.db.conversations import ConversationRepository, SavedConversation
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.engine.presets import Kind
-from alice_py.engine.tree import Conversation, Message
+from alice_py.engine.tree import Conversation, Message, Role
 from alice_py.persistence import ConversationSaver, PersistentMemoryStore, stop_task, write_behind
 
 TTL = 1800.0
@@ -43,7 +43,7 @@ def conversation(conv_id: str, sentences: int) -> Conversation:
     )  # fmt: skip
     parent = None
     for index in range(sentences):
-        role = "user" if index % 2 == 0 else "assistant"
+        role: Role = "user" if index % 2 == 0 else "assistant"
         message = Message(f"{conv_id}-{index}", parent, role, f"sentence {index} 你好", WALL_START)
         conv.add(message)
         parent = message.id
@@ -224,7 +224,7 @@ async def test_the_write_behind_task_runs_until_stopped(repo: ConversationReposi
     task = asyncio.create_task(write_behind(run.saver, 0.01))
     await run.store.put(conversation("c", 4))
     async with asyncio.timeout(2):
-        while "c" not in await saved(repo):
+        while "c" not in await saved(repo):  # noqa: ASYNC110 - the database: nothing to await on
             await asyncio.sleep(0.01)
     await stop_task(task)
     assert task.cancelled()
