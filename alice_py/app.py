@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from alice_py import keys
-from alice_py.api import alice, health
+from alice_py.api import admin_keys, alice, health, node, openai, relay, sendmessage
 from alice_py.config import DEMO_KEY, Config
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
@@ -111,7 +111,13 @@ def create_app(cfg: Config) -> web.Application:
         persistence_ctx,
     ]
     app.cleanup_ctx.extend(contexts)
+    app.cleanup_ctx.append(admin_keys.stored_keys_ctx)
     middlewares.install(app)
     health.add_routes(app)
     alice.add_routes(app)
+    openai.add_routes(app)
+    node.add_routes(app)
+    relay.add_routes(app)
+    sendmessage.add_routes(app)
+    admin_keys.add_routes(app)
     return app

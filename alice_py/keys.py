@@ -12,6 +12,8 @@ from alice_py.config import Config
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from alice_py.api.admin_keys import FailureLimiter
+    from alice_py.db.keys import KeyRepository
     from alice_py.db.shares import ShareRepository
     from alice_py.engine.service import ConversationService
     from alice_py.persistence import ConversationSaver
@@ -40,5 +42,9 @@ REPLAY_GUARD: web.AppKey[ReplayGuard] = web.AppKey("replay_guard")
 """The uuids normal auth has seen."""
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 """The one global limit of model calls per minute, for every dialect's model routes."""
+STORED_KEYS: web.AppKey[KeyRepository] = web.AppKey("stored_keys")
+"""Upstream keys added through the admin API (loaded into the key pool at start-up)."""
+ADMIN_FAILURES: web.AppKey[FailureLimiter] = web.AppKey("admin_failures")
+"""Wrong admin passwords by client address, to refuse guessing."""
 SAVER: web.AppKey[ConversationSaver] = web.AppKey("saver")
 """Saves live conversations to the database (memory store only; see ``persistence``)."""

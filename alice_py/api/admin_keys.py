@@ -1,0 +1,243 @@
+"""The admin key API: list, add and remove upstream API keys at run time.
+
+- ``GET /admin/keys``: every key of the pool, masked (``sk-…abcd``), with its state
+  (active, cooling down until …, disabled and why), requests, failures and source.
+- ``PATCH /admin/keys`` (and seed 001's ``PATCH /admin/tokens``): add the keys of a JSON
+  array of strings; answers which were added and which were already there.
+- ``DELETE /admin/keys``: remove the keys of a JSON array of strings, each a raw key or
+  the masked form ``GET`` shows (when it matches exactly one key).
+
+Keys added here are stored in the database (``KeyRepository``) and loaded into the pool at
+start-up (``stored_keys_ctx``); removing one removes it from both. A key from the config or
+the key file comes back at the next start: delete it there too.
+
+Auth: ``Authorization: <[admin] password>`` (``Bearer`` accepted), compared in constant time.
+Without a password the API is off (404). After ``FAILURE_LIMIT`` wrong passwords in a
+minute from one address, that address gets 429 until the oldest failure is a minute old.
+Keys never appear unmasked in a response or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiohttp import web
+from cachetools import TTLCache
+
+from alice_py import keys
+from alice_py.api.dialects import json_response
+from alice_py.db.keys import KeyRepository
+from alice_py.errors import AliceError, AuthFailed, BadRequest, NotFound, RateLimited
+from alice_py.upstream.keypool import KeyPool, KeyState, mask_key
+from alice_py.web.auth import secret_matches
+
+log = logging.getLogger(__name__)
+
+PATH = "/admin/keys"
+SEED_PATH = "/admin/tokens"
+FAILURE_LIMIT = 5
+FAILURE_WINDOW = 60.0
+MAX_TRACKED_ADDRESSES = 10_000
+ADMIN_OFF = "The admin API is off: set [admin] password (or ALICE_ADMIN_PASSWORD) to turn it on"
+WRONG_PASSWORD = "Wrong admin password: send it as the Authorization header"
+
+
+class FailureLimiter:
+    """Wrong passwords per client address in a sliding window; addresses idle for a window are forgotten."""
+
+    def __init__(
+        self,
+        limit: int = FAILURE_LIMIT,
+        window: float = FAILURE_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._failures: TTLCache[str, deque[float]] = TTLCache(MAX_TRACKED_ADDRESSES, window, timer=clock)
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        times = self._failures.get(address) or deque()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return times
+
+    def check(self, address: str) -> None:
+        """Raise ``RateLimited`` while ``address`` has ``limit`` failures in the window."""
+        now = self._clock()
+        times = self._recent(address, now)
+        if len(times) >= self.limit:
+            raise RateLimited(
+                times[0] + self.window - now, "Too many wrong admin passwords: try again later"
+            )
+
+    def record(self, address: str) -> None:
+        now = self._clock()
+        times = self._recent(address, now)
+        times.append(now)
+        self._failures[address] = times  # (re)set: the address is kept a window from now
+
+
+class AdminOff(NotFound):
+    def __init__(self) -> None:
+        super().__init__(ADMIN_OFF)
+
+
+class AdminGuard:
+    def __init__(self, password: str) -> None:
+        self._password = password
+
+    async def __call__(self, request: web.Request) -> None:
+        if not self._password:
+            raise AdminOff()
+        failures = request.app[keys.ADMIN_FAILURES]
+        address = request.remote or "unknown"
+        failures.check(address)
+        given = request.headers.get("Authorization", "")
+        scheme, _, rest = given.partition(" ")
+        bare = rest.strip() if scheme.lower() == "bearer" else given
+        if not (secret_matches(given, self._password) | secret_matches(bare, self._password)):
+            failures.record(address)
+            log.warning("wrong admin password from %s", address)
+            raise AuthFailed(WRONG_PASSWORD)
+
+
+async def read_key_list(request: web.Request) -> list[str]:
+    """The body's JSON array of keys: stripped, duplicates once, order kept."""
+    example = 'send a JSON array of API keys, e.g. ["sk-..."]'
+    try:
+        value = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"The body is not valid JSON: {example}") from None
+    if not isinstance(value, list):
+        raise BadRequest(f"The body must be a JSON array: {example}")
+    found: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise BadRequest(f"Item {index} is not a key: {example}")
+        key = item.strip()
+        if any(char.isspace() for char in key):
+            raise BadRequest(f"Item {index} is not a key: it holds whitespace")
+        found.append(key)
+    return list(dict.fromkeys(found))
+
+
+def _key_view(state: KeyState, stored: bool) -> dict[str, Any]:
+    until = None
+    if state.cooldown_until is not None:
+        ends = datetime.now(UTC) + timedelta(seconds=state.cooldown_remaining)
+        until = ends.isoformat(timespec="seconds")
+    return {
+        "key": state.masked,
+        "state": state.state,
+        "cooldown_until": until,
+        "cooldown_seconds": round(state.cooldown_remaining, 1),
+        "disabled_reason": state.disabled_reason,
+        "requests": state.requests,
+        "failures": state.failures,
+        "last_error": state.last_error,
+        "source": "admin" if stored else "config",
+    }
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    pool = request.app[keys.KEY_POOL]
+    stored = set(await request.app[keys.STORED_KEYS].all())
+    # keys() and snapshot() list the pool's entries in the same order; nothing awaits in between.
+    views = [_key_view(state, key in stored) for key, state in zip(pool.keys(), pool.snapshot(), strict=True)]
+    return json_response({"keys": views, "count": len(views), "usable": pool.usable_count()})
+
+
+async def add_keys(request: web.Request) -> web.Response:
+    wanted = await read_key_list(request)
+    pool = request.app[keys.KEY_POOL]
+    present = set(pool.keys())
+    fresh = [key for key in wanted if key not in present]
+    await request.app[keys.STORED_KEYS].add(fresh)
+    added = pool.add(fresh)
+    masked = [mask_key(key) for key in added]
+    if added:
+        log.info("admin added %d API key(s): %s", len(added), ", ".join(masked))
+    return json_response(
+        {
+            "added": masked,
+            "already_present": [mask_key(key) for key in wanted if key in present],
+            "count": len(pool),
+        }
+    )
+
+
+def resolve(pool: KeyPool, items: list[str]) -> tuple[list[str], list[str]]:
+    """(keys of the pool the items name, items naming none). A masked item must name one key."""
+    raw = pool.keys()
+    present = set(raw)
+    by_mask: dict[str, list[str]] = {}
+    for key in raw:
+        by_mask.setdefault(mask_key(key), []).append(key)
+    found: list[str] = []
+    missing: list[str] = []
+    for item in items:
+        if item in present:
+            found.append(item)
+            continue
+        matches = by_mask.get(item, [])
+        if len(matches) > 1:
+            raise BadRequest(f"{item} matches {len(matches)} keys: send the whole key to remove one")
+        if matches:
+            found.append(matches[0])
+        else:
+            missing.append(item)
+    return list(dict.fromkeys(found)), missing
+
+
+async def remove_keys(request: web.Request) -> web.Response:
+    items = await read_key_list(request)
+    pool = request.app[keys.KEY_POOL]
+    found, missing = resolve(pool, items)
+    # Unknown raw items may still be stored (a key the pool never loaded): forget those too.
+    await request.app[keys.STORED_KEYS].remove(found + missing)
+    removed = pool.remove(found)
+    configured = set(request.app[keys.CONFIG].upstream.keys)
+    masked = [mask_key(key) for key in removed]
+    if removed:
+        log.info("admin removed %d API key(s): %s", len(removed), ", ".join(masked))
+    return json_response(
+        {
+            "removed": masked,
+            "not_found": [item if "…" in item else mask_key(item) for item in missing],
+            "back_at_restart": [mask_key(key) for key in removed if key in configured],
+            "count": len(pool),
+        }
+    )
+
+
+def admin_error(request: web.Request, error: AliceError) -> web.Response:
+    return json_response({"error": error.message}, error.status)
+
+
+async def stored_keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The key repository, and the keys added through this API loaded into the pool."""
+    repository = KeyRepository(app[keys.DB_ENGINE])
+    app[keys.STORED_KEYS] = repository
+    loaded = app[keys.KEY_POOL].add(await repository.all())
+    if loaded:
+        log.info("loaded %d API key(s) added through the admin API", len(loaded))
+    yield
+
+
+def add_routes(app: web.Application) -> None:
+    app[keys.ADMIN_FAILURES] = FailureLimiter()
+    app.router.add_get(PATH, list_keys, allow_head=False)
+    app.router.add_patch(PATH, add_keys)
+    app.router.add_delete(PATH, remove_keys)
+    app.router.add_patch(SEED_PATH, add_keys)
+    guard = AdminGuard(app[keys.CONFIG].admin.password)
+    for path in (PATH, SEED_PATH):
+        app[keys.AUTH_TABLE].protect(path, guard)
+        app[keys.ERROR_FORMATTERS].register(path, admin_error)

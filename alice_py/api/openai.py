@@ -1,0 +1,167 @@
+"""The OpenAI-compatible API, ``/v1`` (ChatGPT-to-API, and what the official SDKs speak).
+
+- ``POST /v1/chat/completions`` and ``POST /v1/completions``: the request goes to the
+  upstream as sent, unknown fields included; only ``model`` is mapped (``[models] aliases``;
+  left out, it is ``[models] turbo`` for chat and ``[models] gpt3`` for completions). The
+  answer is the upstream's: its JSON, or its stream chunks re-encoded one ``data:`` line each.
+- ``GET /v1/models`` (and ``/v1/models/{id}``): the configured models and aliases.
+- Auth: ``Authorization: Bearer <client key>`` (``dialects.ClientKeyGuard``). Errors:
+  OpenAI's error object (``openai_errors``). Model calls count against the shared rate limit
+  and use the shared key pool, with the router's failover before the first chunk.
+- A stream that fails after its first chunk ends with ``data: {"error": {...}}`` (no
+  ``[DONE]``), which the SDKs raise as ``APIError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from alice_py import keys
+from alice_py.api.dialects import ClientKeyGuard, json_response, resolve_model
+from alice_py.api.openai_errors import ModelNotFound, OpenAIBadRequest, error_object, openai_error
+from alice_py.config import ModelsConfig
+from alice_py.errors import AliceError
+from alice_py.upstream.types import Endpoint, UpstreamRequest
+from alice_py.web.errors import INTERNAL_ERROR
+from alice_py.web.ratelimit import rate_limited
+from alice_py.web.sse import SSE_HEADERS
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/v1"
+DONE = b"data: [DONE]\n\n"
+OWNER = "alice-py"
+
+Chunks = AsyncGenerator[dict[str, Any], None]
+
+
+def sse_chunk(value: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(value) + b"\n\n"
+
+
+async def read_request(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise OpenAIBadRequest(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+            "using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+        ) from None
+    if not isinstance(body, dict):
+        raise OpenAIBadRequest("The request body must be a JSON object.")
+    return body
+
+
+def upstream_request(body: dict[str, Any], endpoint: Endpoint, models: ModelsConfig) -> UpstreamRequest:
+    """The body to send upstream: the client's, with the model mapped and ``stream`` left to the call."""
+    model = body.get("model")
+    if model is None:
+        model = models.turbo if endpoint == "chat" else models.gpt3
+    if not isinstance(model, str) or not model:
+        raise OpenAIBadRequest("'model' must be a non-empty string.", param="model")
+    if endpoint == "chat" and not (isinstance(body.get("messages"), list) and body["messages"]):
+        raise OpenAIBadRequest(
+            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise OpenAIBadRequest("'stream' must be true or false.", param="stream")
+    forwarded = {name: value for name, value in body.items() if name != "stream"}
+    forwarded["model"] = resolve_model(models, model)
+    return UpstreamRequest(endpoint=endpoint, body=forwarded)
+
+
+async def _write_rest(response: web.StreamResponse, chunks: Chunks) -> None:
+    """The remaining chunks and ``[DONE]``, or the error chunk that ends a failed stream."""
+    try:
+        async for chunk in chunks:
+            await response.write(sse_chunk(chunk))
+    except AliceError as exc:
+        log.info("/v1 stream failed after its first chunk: %s", exc.message)
+        await response.write(sse_chunk(error_object(exc)))
+        return
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("/v1 stream failed after its first chunk")
+        await response.write(sse_chunk(error_object(AliceError(INTERNAL_ERROR))))
+        return
+    await response.write(DONE)
+
+
+async def stream_chunks(request: web.Request, chunks: Chunks) -> web.StreamResponse:
+    """The upstream's chunks as SSE. A failure before the first one is an ordinary HTTP error
+    (the router may fail over until then); the upstream request is closed however this ends."""
+    try:
+        first = await anext(chunks, None)
+        response = web.StreamResponse(headers=dict(SSE_HEADERS))
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(sse_chunk(first))
+                await _write_rest(response, chunks)
+            else:
+                await response.write(DONE)
+            await response.write_eof()
+        except ConnectionResetError:
+            log.info("client went away during a /v1 stream")
+        return response
+    finally:
+        await chunks.aclose()
+
+
+async def _model_call(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+    body = await read_request(request)
+    upstream = upstream_request(body, endpoint, request.app[keys.CONFIG].models)
+    router = request.app[keys.ROUTER]
+    if body.get("stream"):
+        return await stream_chunks(request, router.stream(upstream))
+    return json_response(await router.call(upstream))
+
+
+@rate_limited
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _model_call(request, "chat")
+
+
+@rate_limited
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _model_call(request, "completion")
+
+
+def model_ids(models: ModelsConfig) -> list[str]:
+    """The chat models first, then the completion model, then the aliases; each once."""
+    return list(dict.fromkeys([models.turbo, models.gpt4, models.gpt3, *models.aliases]))
+
+
+def model_object(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": OWNER}
+
+
+async def list_models(request: web.Request) -> web.Response:
+    ids = model_ids(request.app[keys.CONFIG].models)
+    return json_response({"object": "list", "data": [model_object(model_id) for model_id in ids]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    model_id = request.match_info["model"]
+    if model_id not in model_ids(request.app[keys.CONFIG].models):
+        raise ModelNotFound(model_id)
+    return json_response(model_object(model_id))
+
+
+def add_routes(app: web.Application) -> None:
+    """The routes, client-key auth on ``/v1``, OpenAI-shaped errors."""
+    app.router.add_post(f"{PREFIX}/chat/completions", chat_completions)
+    app.router.add_post(f"{PREFIX}/completions", completions)
+    app.router.add_get(f"{PREFIX}/models", list_models, allow_head=False)
+    app.router.add_get(f"{PREFIX}/models/{{model:.+}}", get_model, allow_head=False)
+    app[keys.AUTH_TABLE].protect(PREFIX, ClientKeyGuard(app[keys.CONFIG]))
+    app[keys.ERROR_FORMATTERS].register(PREFIX, openai_error)
+

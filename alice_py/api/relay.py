@@ -1,0 +1,132 @@
+"""openai-api-server's API, ``POST /chat``: stateless chat, answered as newline-delimited JSON.
+
+Request ``{"model"?, "messages": [{"role", "content"}, ...]}`` (the client sends the whole
+history). Answer, one JSON object per line::
+
+    {"done":false,"error":false,"content":"<piece>"}
+    ...
+    {"done":true,"error":false,"content":"[DONE]"}
+
+A failure, before or after the first piece, is ``{"done":false,"error":true,"content":
+"<message>"}`` followed by the done line (before the first piece with the error's status).
+Auth: ``Authorization: <[relay] authorization_key>`` when one is configured. CORS allows
+credentials (the seed's browser client fetches with ``credentials: "include"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from alice_py import keys
+from alice_py.api.dialects import authorization_value, matches_any, resolve_model
+from alice_py.config import Config
+from alice_py.errors import AliceError, AuthFailed, BadRequest
+from alice_py.web.body import read_json_object, string_field
+from alice_py.web.ratelimit import rate_limited
+from alice_py.web.sse import StreamFormat, stream_answer
+
+PATH = "/chat"
+NDJSON_HEADERS: Mapping[str, str] = MappingProxyType(
+    {
+        "Content-Type": "application/x-ndjson; charset=utf-8",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    }
+)
+WRONG_KEY = "Authorization failed: send the server's AUTHORIZATION_KEY as the Authorization header"
+DONE_LINE = b'{"done":true,"error":false,"content":"[DONE]"}\n'
+
+
+def line(done: bool, error: bool, content: str) -> bytes:
+    return orjson.dumps({"done": done, "error": error, "content": content}) + b"\n"
+
+
+def error_lines(message: str) -> bytes:
+    return line(False, True, message) + DONE_LINE
+
+
+NDJSON = StreamFormat(
+    piece=lambda piece: line(False, False, piece),
+    done=lambda: DONE_LINE,
+    error=error_lines,
+    headers=NDJSON_HEADERS,
+)
+
+
+def read_messages(data: dict[str, Any]) -> list[dict[str, str]]:
+    value = data.get("messages")
+    if not isinstance(value, list) or not value:
+        raise BadRequest('"messages" must be a non-empty array of {"role", "content"} objects')
+    messages: list[dict[str, str]] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise BadRequest(f'"messages[{index}]" must be an object with "role" and "content"')
+        role, content = item.get("role"), item.get("content")
+        if not isinstance(role, str) or not role or not isinstance(content, str):
+            raise BadRequest(f'"messages[{index}]" needs "role" and "content" strings')
+        messages.append({"role": role, "content": content})
+    return messages
+
+
+@rate_limited
+async def chat(request: web.Request) -> web.StreamResponse:
+    data = await read_json_object(request)
+    if data is None:
+        raise BadRequest('A JSON body with "messages" is required')
+    model = string_field(data, "model")
+    messages = read_messages(data)
+    models = request.app[keys.CONFIG].models
+    answer = await request.app[keys.SERVICE].one_off_chat(
+        messages, model=resolve_model(models, model) if model else None, stream=True
+    )
+    return await stream_answer(request, answer, NDJSON)
+
+
+class RelayKeyGuard:
+    """``Authorization: <key>`` (a ``Bearer`` scheme is accepted too) when a key is configured."""
+
+    def __init__(self, cfg: Config) -> None:
+        self._key = cfg.relay.authorization_key
+
+    async def __call__(self, request: web.Request) -> None:
+        if self._key and not matches_any(authorization_value(request), (self._key,)):
+            raise AuthFailed(WRONG_KEY)
+
+
+def relay_error(request: web.Request, error: AliceError) -> web.Response:
+    """The error line and the done line, with the error's status."""
+    return web.Response(status=error.status, body=error_lines(error.message), headers=dict(NDJSON_HEADERS))
+
+
+class CredentialedCors:
+    """``on_response_prepare`` hook for ``/chat``: the caller's origin echoed with credentials
+    allowed (browsers refuse ``*`` for a credentialed fetch), when the origin is allowed."""
+
+    def __init__(self, origins: tuple[str, ...]) -> None:
+        self.any_origin = "*" in origins
+        self.origins = frozenset(origin.rstrip("/") for origin in origins if origin != "*")
+
+    async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
+        if request.path != PATH:
+            return
+        origin = request.headers.get("Origin", "")
+        headers = response.headers
+        vary = headers.get("Vary", "")
+        if "origin" not in vary.lower():
+            headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
+        if origin and (self.any_origin or origin in self.origins):
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"
+
+
+def add_routes(app: web.Application) -> None:
+    cfg = app[keys.CONFIG]
+    app.router.add_post(PATH, chat)
+    app[keys.AUTH_TABLE].protect(PATH, RelayKeyGuard(cfg))
+    app[keys.ERROR_FORMATTERS].register(PATH, relay_error)
+    app.on_response_prepare.append(CredentialedCors(cfg.server.cors_origins))
