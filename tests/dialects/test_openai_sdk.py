@@ -104,7 +104,9 @@ async def test_completions_and_models(server: TestServer) -> None:
 async def test_wrong_client_key_is_an_authentication_error(server: TestServer, fake_state: FakeState) -> None:
     async with async_client(server, key="sk-wrong-000000000000") as client:
         with pytest.raises(openai.AuthenticationError) as caught:
-            await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
     assert caught.value.status_code == 401
     assert caught.value.code == "invalid_api_key"
     assert fake_state.requests == []
@@ -120,11 +122,15 @@ async def test_auth_token_is_the_client_key_when_none_are_configured(make_server
             await client.models.list()
 
 
-async def test_upstream_invalid_key_is_an_authentication_error(server: TestServer, fake_state: FakeState) -> None:
+async def test_upstream_invalid_key_is_an_authentication_error(
+    server: TestServer, fake_state: FakeState
+) -> None:
     fake_state.fail_next("invalid_key")
     async with async_client(server) as client:
         with pytest.raises(openai.AuthenticationError) as caught:
-            await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
     assert UPSTREAM_KEY not in str(caught.value)
     assert "sk-…1234" in caught.value.message
 
@@ -133,7 +139,9 @@ async def test_upstream_rate_limit_is_a_rate_limit_error(server: TestServer, fak
     fake_state.fail_next("rate_limit")
     async with async_client(server) as client:
         with pytest.raises(openai.RateLimitError) as caught:
-            await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
     assert caught.value.code == "rate_limit_exceeded"
     assert caught.value.response.headers["Retry-After"] == "7"
 
@@ -142,7 +150,9 @@ async def test_upstream_5xx_is_an_internal_server_error(server: TestServer, fake
     fake_state.fail_next("server_error")
     async with async_client(server) as client:
         with pytest.raises(openai.InternalServerError) as caught:
-            await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
     assert caught.value.status_code == 500
     assert isinstance(caught.value, openai.APIStatusError)
 
@@ -151,7 +161,9 @@ async def test_upstream_bad_request_passes_its_status(server: TestServer, fake_s
     fake_state.fail_next("bad_request")
     async with async_client(server) as client:
         with pytest.raises(openai.BadRequestError) as caught:
-            await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
     assert caught.value.code == "invalid_value"
 
 
@@ -173,6 +185,8 @@ async def test_no_usable_key_is_503(make_server: MakeServer) -> None:
     server = await make_server(upstream={"keys": ()})
     async with async_client(server) as client:
         with pytest.raises(openai.InternalServerError) as caught:
-            await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
     assert caught.value.status_code == 503
     assert caught.value.code == "no_available_keys"

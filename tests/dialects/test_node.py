@@ -1,0 +1,173 @@
+"""node-chatgpt-api's ``POST /conversation``: answers, branching, streaming, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from alice_py.api.node import DEFAULT_PROMPT
+from alice_py.fake import CHAT_PREFIX, FakeState
+from tests.dialects.conftest import SECRET, MakeClient
+
+Client = TestClient[web.Request, web.Application]
+
+
+async def ask(client: Client, message: str, **extra: Any) -> dict[str, Any]:
+    response = await client.post("/conversation", json={"message": message, **extra})
+    assert response.status == 200, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+def history(fake_state: FakeState) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in fake_state.last.body["messages"]]
+
+
+async def test_answer_shape(client: Client, fake_state: FakeState) -> None:
+    body = await ask(client, "Hello, who are you?")
+    assert list(body) == ["response", "conversationId", "messageId", "parentMessageId"]
+    assert body["response"] == CHAT_PREFIX + "Hello, who are you?"
+    assert all(isinstance(body[name], str) and body[name] for name in body)
+    assert history(fake_state) == [("system", DEFAULT_PROMPT), ("user", "Hello, who are you?")]
+
+
+async def test_branching_from_the_same_parent(client: Client, fake_state: FakeState) -> None:
+    first = await ask(client, "one")
+    conv, root_answer = first["conversationId"], first["messageId"]
+    a = await ask(client, "two-a", conversationId=conv, parentMessageId=root_answer)
+    assert history(fake_state)[1:] == [("user", "one"), ("assistant", CHAT_PREFIX + "one"), ("user", "two-a")]
+    b = await ask(client, "two-b", conversationId=conv, parentMessageId=root_answer)
+    assert history(fake_state)[1:] == [("user", "one"), ("assistant", CHAT_PREFIX + "one"), ("user", "two-b")]
+    assert a["conversationId"] == b["conversationId"] == conv
+    assert a["messageId"] != b["messageId"]
+    # Each branch continues its own history.
+    await ask(client, "three-a", conversationId=conv, parentMessageId=a["messageId"])
+    assert [content for _, content in history(fake_state)[1:]] == [
+        "one",
+        CHAT_PREFIX + "one",
+        "two-a",
+        CHAT_PREFIX + "two-a",
+        "three-a",
+    ]
+    await ask(client, "three-b", conversationId=conv, parentMessageId=b["messageId"])
+    assert [content for _, content in history(fake_state)[1:]] == [
+        "one",
+        CHAT_PREFIX + "one",
+        "two-b",
+        CHAT_PREFIX + "two-b",
+        "three-b",
+    ]
+
+
+async def test_without_parent_continues_from_the_latest_answer(client: Client, fake_state: FakeState) -> None:
+    first = await ask(client, "one")
+    conv = first["conversationId"]
+    await ask(client, "two-a", conversationId=conv, parentMessageId=first["messageId"])
+    await ask(client, "two-b", conversationId=conv, parentMessageId=first["messageId"])
+    await ask(client, "three", conversationId=conv)
+    assert [content for _, content in history(fake_state)[1:]] == [
+        "one",
+        CHAT_PREFIX + "one",
+        "two-b",
+        CHAT_PREFIX + "two-b",
+        "three",
+    ]
+
+
+async def test_stream_events_byte_for_byte(client: Client) -> None:
+    response = await client.post("/conversation", json={"message": "hi there", "stream": True})
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+    raw = await response.text()
+    pieces = [
+        "Demo ",
+        "answer ",
+        "(built-in ",
+        "demo ",
+        "model, ",
+        "not ",
+        "a ",
+        "real ",
+        "AI) ",
+        "to: ",
+        "hi ",
+        "there",
+    ]
+    head = "".join(f"data: {orjson.dumps(piece).decode()}\n\n" for piece in pieces)
+    assert raw.startswith(head)
+    result_event, done = raw[len(head) :].split("\n\n")[:2]
+    name, data = result_event.split("\n")
+    assert name == "event: result"
+    result = orjson.loads(data.removeprefix("data: "))
+    assert result["response"] == CHAT_PREFIX + "hi there"
+    assert done == "data: [DONE]"
+    assert raw.endswith("data: [DONE]\n\n")
+    # The streamed answer was kept: the conversation goes on from it.
+    again = await ask(client, "more", conversationId=result["conversationId"])
+    assert again["conversationId"] == result["conversationId"]
+
+
+async def test_stream_failing_midway_sends_an_error_event(client: Client, fake_state: FakeState) -> None:
+    first = await ask(client, "one")
+    fake_state.stream_error_after = 2
+    response = await client.post(
+        "/conversation", json={"message": "two", "conversationId": first["conversationId"], "stream": True}
+    )
+    raw = await response.text()
+    assert raw.startswith('data: "Demo "\n\n')
+    assert "event: error\ndata: " in raw
+    error = orjson.loads(raw.split("event: error\ndata: ")[1].split("\n")[0])
+    assert "middle of the answer" in error["error"]
+    assert "[DONE]" not in raw
+    fake_state.stream_error_after = None
+    await ask(client, "three", conversationId=first["conversationId"])
+    assert [content for _, content in history(fake_state)[1:]] == ["one", CHAT_PREFIX + "one", "three"]
+
+
+async def test_errors_are_json_with_a_status(client: Client, fake_state: FakeState) -> None:
+    response = await client.post("/conversation", json={"message": "x", "conversationId": "nope"})
+    assert response.status == 404
+    assert await response.json() == {"error": "failed to find conversation with provided id: nope"}
+    first = await ask(client, "one")
+    response = await client.post(
+        "/conversation",
+        json={"message": "x", "conversationId": first["conversationId"], "parentMessageId": "zz"},
+    )
+    assert response.status == 404
+    assert (await response.json())["error"] == "failed to find message with provided id: zz"
+    response = await client.post("/conversation", json={"conversationId": first["conversationId"]})
+    assert response.status == 400
+    assert "message" in (await response.json())["error"]
+    response = await client.post("/conversation", data=b"[1]", headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    fake_state.fail_next("bad_request")
+    response = await client.post(
+        "/conversation", json={"message": "x", "conversationId": first["conversationId"]}
+    )
+    assert response.status == 502
+    assert "reject" in (await response.json())["error"]
+
+
+async def test_settings_make_the_system_prompt(make_client: MakeClient, fake_state: FakeState) -> None:
+    client = await make_client(
+        node={"prompt_prefix": "You are Bob, a cowboy.", "user_label": "Stranger", "chatgpt_label": "Bob"}
+    )
+    await ask(client, "howdy")
+    system = fake_state.last.body["messages"][0]
+    assert system["role"] == "system"
+    assert system["content"].startswith("You are Bob, a cowboy.\n")
+    assert "Bob" in system["content"].split("\n")[1] and "Stranger" in system["content"]
+
+
+async def test_key_auth_outside_mode_none(make_client: MakeClient) -> None:
+    client = await make_client(auth={"mode": "simple"})
+    response = await client.post("/conversation", json={"message": "x"})
+    assert response.status == 401
+    assert "Authorization: Bearer" in (await response.json())["error"]
+    response = await client.post(
+        "/conversation", json={"message": "x"}, headers={"Authorization": f"Bearer {SECRET}"}
+    )
+    assert response.status == 200
