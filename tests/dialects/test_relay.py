@@ -78,7 +78,12 @@ async def test_failure_midway_sends_an_error_line_then_done(client: Client, fake
 
 
 async def test_bad_messages_are_400_error_lines(client: Client, fake_state: FakeState) -> None:
-    bodies: list[dict[str, object]] = [{}, {"messages": []}, {"messages": [{"role": "user"}]}, {"messages": "hi"}]
+    bodies: list[dict[str, object]] = [
+        {},
+        {"messages": []},
+        {"messages": [{"role": "user"}]},
+        {"messages": "hi"},
+    ]
     for body in bodies:
         response = await client.post("/chat", json=body)
         assert response.status == 400, body
