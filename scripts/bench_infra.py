@@ -131,6 +131,16 @@ def rss_mib(pid: int) -> float:
     raise BenchError(f"no VmRSS for pid {pid}")
 
 
+def listen_overflows() -> int:
+    """TcpExt ListenOverflows, machine-wide: connections dropped because an accept queue was full
+    (the client then retries its SYN after 1, 3, 7, 15 s: huge first-byte times, no error)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True)).get("ListenOverflows", 0))
+    return 0
+
+
 def load_average() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 

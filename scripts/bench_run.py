@@ -26,9 +26,10 @@ from types import FrameType
 from typing import Any
 
 import bench_report as rep
+from bench_context import Bench, Options
 from bench_infra import BenchError, Processes, ensure_packages, load_average, raise_open_files, start_nginx
 from bench_upstream import UpstreamTiming
-from bench_workloads import WORKLOADS, Bench, Options, run_one
+from bench_workloads import WORKLOADS, run_one
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = {
@@ -119,6 +120,7 @@ def meta(opts: Options, names: list[str], started: float, load_before: list[floa
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    print("bench: terminated; stopping everything it started", file=sys.stderr)
     raise SystemExit(128 + signum)
 
 
@@ -157,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # a shell without job control starts background commands with SIGINT ignored; Ctrl-C and
+    # `kill -INT` should stop the run (and what it started) however it was launched
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parse_args(argv)
     try:
         return run(args)
