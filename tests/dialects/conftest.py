@@ -3,6 +3,7 @@ server, the database in a SQLite file under ``tmp_path``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,13 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+async def wait_until(condition: Callable[[], bool], limit: float = 2.0) -> None:
+    """Until ``condition()`` holds (it is the fake's counters: nothing to await on)."""
+    async with asyncio.timeout(limit):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
 
 
 @pytest.fixture

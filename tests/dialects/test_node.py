@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from alice_py.api.node import DEFAULT_PROMPT
 from alice_py.fake import CHAT_PREFIX, FakeState
-from tests.dialects.conftest import SECRET, MakeClient
+from tests.dialects.conftest import SECRET, MakeClient, wait_until
 
 Client = TestClient[web.Request, web.Application]
 
@@ -171,3 +171,17 @@ async def test_key_auth_outside_mode_none(make_client: MakeClient) -> None:
         "/conversation", json={"message": "x"}, headers={"Authorization": f"Bearer {SECRET}"}
     )
     assert response.status == 200
+
+
+async def test_client_gone_mid_stream_keeps_nothing(client: Client, fake_state: FakeState) -> None:
+    first = await ask(client, "one")
+    conv = first["conversationId"]
+    fake_state.chunk_delay = 0.05
+    body = {"message": " ".join(["word"] * 20), "conversationId": conv, "stream": True}
+    response = await client.post("/conversation", json=body)
+    assert (await response.content.readline()).startswith(b'data: "')
+    response.close()
+    await wait_until(lambda: fake_state.disconnects == 1)
+    fake_state.chunk_delay = 0
+    await ask(client, "two", conversationId=conv)
+    assert [content for _, content in history(fake_state)[1:]] == ["one", CHAT_PREFIX + "one", "two"]

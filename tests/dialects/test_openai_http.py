@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from alice_py.fake import CHAT_PREFIX, FakeState
-from tests.dialects.conftest import CLIENT_KEY, MakeClient
+from tests.dialects.conftest import CLIENT_KEY, MakeClient, wait_until
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "hello"}]
@@ -174,3 +174,16 @@ async def test_stream_broken_after_first_chunk_ends_with_an_error_chunk(
     assert last["error"]["type"] == "server_error"
     assert "[DONE]" not in frames
     assert len(frames) == 4  # two chunks, the error chunk, and the empty rest
+
+
+async def test_client_gone_mid_stream_closes_the_upstream_request(
+    make_client: MakeClient, fake_state: FakeState
+) -> None:
+    client = await make_client()
+    fake_state.chunk_delay = 0.05
+    words = " ".join(["word"] * 20)
+    body = {"model": "m", "messages": [{"role": "user", "content": words}], "stream": True}
+    response = await client.post(CHAT, json=body)
+    assert (await response.content.readline()).startswith(b"data: {")
+    response.close()
+    await wait_until(lambda: fake_state.disconnects == 1)

@@ -190,3 +190,14 @@ async def test_no_usable_key_is_503(make_server: MakeServer) -> None:
             )
     assert caught.value.status_code == 503
     assert caught.value.code == "no_available_keys"
+
+
+async def test_stream_refused_before_its_first_chunk_is_an_http_error(
+    server: TestServer, fake_state: FakeState
+) -> None:
+    fake_state.fail_next("invalid_key")
+    async with async_client(server) as client:
+        with pytest.raises(openai.AuthenticationError):
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
+            )
