@@ -185,3 +185,19 @@ async def test_client_gone_mid_stream_keeps_nothing(client: Client, fake_state: 
     fake_state.chunk_delay = 0
     await ask(client, "two", conversationId=conv)
     assert [content for _, content in history(fake_state)[1:]] == ["one", CHAT_PREFIX + "one", "two"]
+
+
+async def test_conversations_survive_a_restart(make_client: MakeClient, fake_state: FakeState) -> None:
+    first_app = await make_client()
+    first = await ask(first_app, "remember me")
+    await first_app.close()
+
+    second_app = await make_client()
+    await ask(
+        second_app, "still there?", conversationId=first["conversationId"], parentMessageId=first["messageId"]
+    )
+    assert [content for _, content in history(fake_state)[1:]] == [
+        "remember me",
+        CHAT_PREFIX + "remember me",
+        "still there?",
+    ]
