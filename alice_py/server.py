@@ -160,7 +160,8 @@ async def run(app: web.Application, cfg: Config) -> None:
     )
     try:
         await runner.setup()
-        await web.TCPSite(runner, cfg.server.host, cfg.server.port).start()
+        # A deep accept queue: thousands of clients connecting at once must not be dropped by the kernel.
+        await web.TCPSite(runner, cfg.server.host, cfg.server.port, backlog=4096).start()
         await signals.stop.wait()
         for site in list(runner.sites):
             await site.stop()
