@@ -201,3 +201,15 @@ async def test_stream_refused_before_its_first_chunk_is_an_http_error(
             await client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
             )
+
+
+async def test_revoked_upstream_key_then_no_key_left(make_server: MakeServer, fake_state: FakeState) -> None:
+    server = await make_server(upstream={"keys": ("sk-bad-revoked-00000000",)})
+    async with async_client(server) as client:
+        with pytest.raises(openai.AuthenticationError) as first:
+            await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        with pytest.raises(openai.InternalServerError) as second:
+            await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert "sk-bad-revoked-00000000" not in first.value.message
+    assert second.value.status_code == 503
+    assert len(fake_state.requests) == 1  # the disabled key is not tried again
