@@ -73,9 +73,7 @@ class FailureLimiter:
         now = self._clock()
         times = self._recent(address, now)
         if len(times) >= self.limit:
-            raise RateLimited(
-                times[0] + self.window - now, "Too many wrong admin passwords: try again later"
-            )
+            raise RateLimited(times[0] + self.window - now, "Too many wrong admin passwords: try again later")
 
     def record(self, address: str) -> None:
         now = self._clock()

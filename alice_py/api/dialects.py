@@ -23,8 +23,7 @@ from alice_py.web.auth import secret_matches
 log = logging.getLogger(__name__)
 
 MISSING_KEY = (
-    "You didn't provide an API key. Send one of this service's client keys "
-    "as 'Authorization: Bearer <key>'."
+    "You didn't provide an API key. Send one of this service's client keys as 'Authorization: Bearer <key>'."
 )
 WRONG_KEY = (
     "Incorrect API key provided. Send one of this service's client keys as 'Authorization: Bearer <key>'."

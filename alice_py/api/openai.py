@@ -164,4 +164,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/models/{{model:.+}}", get_model, allow_head=False)
     app[keys.AUTH_TABLE].protect(PREFIX, ClientKeyGuard(app[keys.CONFIG]))
     app[keys.ERROR_FORMATTERS].register(PREFIX, openai_error)
-
