@@ -24,6 +24,8 @@ def run_on(connection: Connection) -> None:
         target_metadata=Base.metadata,
         # SQLite can't ALTER most things in place; batch mode rebuilds the table.
         render_as_batch=connection.dialect.name == "sqlite",
+        # alice_py's SQLite engine emits BEGIN itself, so DDL is transactional there too.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -10,9 +10,11 @@ options become server settings, e.g. ``?search_path=alice`` to use a schema.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,10 @@ _SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
 )
 _PG_CONNECT_TIMEOUT = 10.0
+# Execution option: take the write lock when the transaction begins.
+_WRITE_LOCK = "alice_write_lock"
+# Any fixed number: instances starting together run the migrations one at a time.
+_PG_MIGRATION_LOCK = 0x616C696365
 # Query parameters SQLAlchemy's asyncpg adapter itself consumes.
 _PG_ADAPTER_OPTIONS = frozenset({"prepared_statement_cache_size", "prepared_statement_name_func"})
 
@@ -63,7 +69,7 @@ def parse_url(url: str) -> URL:
     """The URL with its async driver, or ``ConfigError`` naming it (masked) and the supported forms."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ConfigError(f"malformed database URL {mask_url(url)!r}: {_URL_HELP}") from None
     driver = _DRIVERS.get(parsed.drivername)
     if driver is None:
@@ -76,7 +82,11 @@ def is_memory_sqlite(url: URL) -> bool:
 
 
 def _prepare_sqlite_file(url: URL) -> None:
-    """Create the file's folder, so a fresh install needs no setup."""
+    """Create the file's folder, and the file itself in WAL mode, so a fresh install needs no setup.
+
+    The switch to WAL is done here, before any pooled connection exists: connections
+    that race to convert a brand-new file can each believe they hold the write lock.
+    """
     if is_memory_sqlite(url) or url.query.get("uri") == "true" or url.database is None:
         return
     path = Path(url.database)
@@ -88,6 +98,11 @@ def _prepare_sqlite_file(url: URL) -> None:
         raise ConfigError(
             f"cannot create the folder {path.parent} for the database {mask_url(url)!r}: {exc.strerror}"
         ) from None
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=5.0)) as db:
+            db.execute("PRAGMA journal_mode=WAL").fetchall()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open the database {mask_url(url)!r}: {exc}") from None
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -103,7 +118,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_sqlite(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock up front, so that a writer which read first
+    # waits (busy_timeout) for another instead of failing with "database is locked".
+    mode = "IMMEDIATE" if connection.get_execution_options().get(_WRITE_LOCK) else ""
+    connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
 def _postgres_connect_args(url: URL) -> tuple[URL, dict[str, Any]]:
@@ -170,6 +188,8 @@ def alembic_config() -> AlembicConfig:
 
 
 def _run_upgrade(connection: Connection, cfg: AlembicConfig, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, revision)
 
@@ -185,7 +205,9 @@ async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
 
     Pass an engine rather than a URL for an in-memory SQLite database, which
     lives only as long as its engine. Raises ``ConfigError`` if the database
-    can't be opened or upgraded.
+    can't be opened or upgraded. Instances starting together take turns: a
+    database lock is held while the migrations run (Alembic's own state is
+    process-wide, so this lock is also what keeps concurrent calls apart).
     """
     if isinstance(target, AsyncEngine):
         await _upgrade_engine(target, revision)
@@ -207,12 +229,15 @@ async def _upgrade_engine(engine: AsyncEngine, revision: str) -> None:
             f"cannot open the database {mask_url(engine.url)!r}: {describe_error(exc, engine.url)}"
         ) from None
     try:
+        await connection.execution_options(**{_WRITE_LOCK: True})
         async with connection.begin():
             await connection.run_sync(_run_upgrade, cfg, revision)
     except (SQLAlchemyError, CommandError, RevisionError) as exc:
+        reason = describe_error(exc, engine.url)
+        if "Can't locate revision" in reason:
+            reason += " (was the database made by a newer alice-py?)"
         raise ConfigError(
-            f"cannot upgrade the database {mask_url(engine.url)!r} to revision {revision}: "
-            f"{describe_error(exc, engine.url)}"
+            f"cannot upgrade the database {mask_url(engine.url)!r} to revision {revision}: {reason}"
         ) from None
     finally:
         await connection.close()

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,6 +39,8 @@ async def postgres_schema() -> AsyncIterator[str]:
     admin = await _pg_admin()
     schema = f"alice_test_{uuid.uuid4().hex[:12]}"
     try:
+        # A test that left a transaction open must not hang the clean-up forever.
+        await admin.execute("SET lock_timeout = '10s'")
         await admin.execute(f'CREATE SCHEMA "{schema}"')
         yield f"{PG_URL}?search_path={schema}"
     finally:

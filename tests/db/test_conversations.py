@@ -12,7 +12,9 @@ from alice_py.db.engine import create_engine
 NOW = 1_700_000_000.0
 
 
-def conv(id: str, data: bytes | str = b"{}", *, active: float = NOW, expires: float = NOW + 1800) -> SavedConversation:
+def conv(
+    id: str, data: bytes | str = b"{}", *, active: float = NOW, expires: float = NOW + 1800
+) -> SavedConversation:
     return SavedConversation(id=id, kind="turbo", data=data, last_active=active, expires_at=expires)
 
 

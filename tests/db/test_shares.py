@@ -12,7 +12,8 @@ from alice_py.db.shares import Share, ShareRepository
 async def test_put_then_get_returns_the_snapshot(engine: AsyncEngine) -> None:
     shares = ShareRepository(engine)
     await shares.put("abcd1234", "You are helpful.", ["hi", "hello, how can I help?"])
-    assert await shares.get("abcd1234") == Share("abcd1234", "You are helpful.", ("hi", "hello, how can I help?"))
+    expected = Share("abcd1234", "You are helpful.", ("hi", "hello, how can I help?"))
+    assert await shares.get("abcd1234") == expected
     assert await shares.exists("abcd1234")
     assert await shares.count() == 1
 

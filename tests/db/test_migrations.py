@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alice_py.db.conversations import ConversationRepository, SavedConversation
+from alice_py.db.engine import create_engine, current_revision, upgrade
+from alice_py.db.keys import KeyRepository
+from alice_py.db.models import Base
+from alice_py.db.shares import Share, ShareRepository
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+def _diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_upgrade_creates_the_tables(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        tables = await connection.run_sync(_tables)
+    assert tables == {"alembic_version", "shares", "conversations", "upstream_keys"}
+    assert await current_revision(engine) == "0002"
+
+
+async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        assert await connection.run_sync(_diff) == []
+
+
+async def test_upgrade_twice_changes_nothing(db_url: str, engine: AsyncEngine) -> None:
+    await ShareRepository(engine).put("abcd1234", "p", ["q"])
+    await upgrade(db_url)
+    assert await current_revision(engine) == "0002"
+    assert await ShareRepository(engine).get("abcd1234") == Share("abcd1234", "p", ("q",))
+
+
+async def test_upgrade_in_place_from_0001_keeps_the_shares(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        await upgrade(db_url, revision="0001")
+        assert await current_revision(engine) == "0001"
+        await ShareRepository(engine).put("old12345", "老的提示", ["question", "答え 🎌"])
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_tables) == {"alembic_version", "shares"}
+
+        await upgrade(db_url)
+
+        assert await current_revision(engine) == "0002"
+        assert await ShareRepository(engine).get("old12345") == Share(
+            "old12345", "老的提示", ("question", "答え 🎌")
+        )
+        saved = SavedConversation("conv0001", "turbo", b"{}", 1.0, 10.0)
+        await ConversationRepository(engine).save_many([saved])
+        assert await ConversationRepository(engine).load_live(0.0) == [saved]
+        assert await KeyRepository(engine).add(["sk-new"]) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_instances_starting_together_upgrade_once(db_url: str) -> None:
+    engines = [create_engine(db_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        assert {await current_revision(engine) for engine in engines} == {"0002"}
+    finally:
+        for engine in engines:
+            await engine.dispose()
