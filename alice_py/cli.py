@@ -1,4 +1,4 @@
-"""The ``alice-py`` command: ``serve`` (the default) and ``db upgrade``.
+"""The ``alice-py`` command: ``serve`` (the default), ``db upgrade`` and ``chat`` (a terminal client).
 
 Alice's Go-style flags (``-p 7777 -t alice -a=false -l 500 -auth normal -proxy URL -db badger``)
 keep working next to the long ones, so people who ran the original can switch without
@@ -16,11 +16,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alice_py import __version__, config
+from alice_py.chat import add_chat_parser, run_chat
 from alice_py.errors import ConfigError
 
 log = logging.getLogger("alice_py")
 
-SUBCOMMANDS = ("serve", "db")
+SUBCOMMANDS = ("serve", "db", "chat")
 GO_VALUE_FLAGS = {"-p", "-t", "-l", "-d", "-auth", "-proxy", "-db"}
 GO_BADGER = "badger"
 
@@ -71,12 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="A self-hosted, stateful conversation service for LLM chat.",
     )
     parser.add_argument("--version", action="version", version=f"alice-py {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{serve,db}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,db,chat}")
     _serve_parser(sub)
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply the migrations")
     db.add_argument("--config", metavar="FILE")
     db.add_argument("-d", "-db", "--db", metavar="URL")
+    add_chat_parser(sub)
     return parser
 
 
@@ -130,7 +132,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     raw = list(sys.argv[1:] if argv is None else argv)
     if not raw or raw[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
         raw.insert(0, "serve")
-    args = build_parser().parse_args(normalize_go_flags(raw))
+    # The Go spellings are the server's; a chat --prompt may well hold "-a" or "-t=…".
+    args = build_parser().parse_args(raw if raw[0] == "chat" else normalize_go_flags(raw))
+    if args.command == "chat":
+        return run_chat(args, environ)
     level = getattr(args, "log_level", "INFO")
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic announces every plugin and migration step at INFO; that buries the start-up lines.
@@ -138,6 +143,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     # aiohttp logs every unparsable request (garbage bytes, port scans) at ERROR with a traceback;
     # the client already got its 400, so one line at DEBUG is enough.
     logging.getLogger("aiohttp.server").addFilter(_quiet_bad_requests)
+    # At DEBUG these log SQL parameters and rows, which hold upstream keys: never below INFO.
+    for name in ("aiosqlite", "sqlalchemy"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).getEffectiveLevel()))
     env = os.environ if environ is None else environ
     try:
         cfg = load_config(args, env)
