@@ -10,15 +10,17 @@ On SIGTERM or SIGINT the service stops like this (``run``):
    conversations as they were before the request;
 4. only then the app is cleaned up, whose first step saves every live conversation.
 
-``web.run_app`` is not used because of what aiohttp (3.10 to 3.14) does there: it waits
-``shutdown_timeout`` for a handler, then waits ``shutdown_timeout`` again, then cancels
-it without waiting for it to end before the cleanup runs; and a second signal during
-that wait skips the cleanup (no save) and exits with status 1.
+``web.run_app`` is not used because of what aiohttp does there (read in 3.14.5 and tried;
+``RequestHandler.shutdown`` has the same shape since 3.9): it waits ``shutdown_timeout``
+for a handler, then ``shutdown_timeout`` again, then cancels it without waiting for it
+to end before the cleanup runs; and a second signal during that wait skips the cleanup
+(no save) and exits with status 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -136,11 +138,13 @@ class StopSignals:
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         for signum in self.SIGNALS:
-            loop.add_signal_handler(signum, self._received, signum)
+            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C still ends the loop
+                loop.add_signal_handler(signum, self._received, signum)
 
     def remove(self, loop: asyncio.AbstractEventLoop) -> None:
         for signum in self.SIGNALS:
-            loop.remove_signal_handler(signum)
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signum)
 
 
 async def run(app: web.Application, cfg: Config) -> None:
