@@ -195,29 +195,39 @@ class LineReader:
 
 
 def converse(portal: Portal, session: ChatSession, reader: LineReader) -> None:
-    """Read, answer, repeat, until /quit, end of input, or Ctrl-C twice in a row at the prompt."""
-    console = session.console
+    """Read, answer, repeat, until /quit, end of input, or Ctrl-C twice in a row at the prompt
+    (without a terminal, Ctrl-C ends it at once: KeyboardInterrupt)."""
     interrupts = 0
     while True:
         try:
-            line = reader.read()
+            if not _turn(portal, session, reader):
+                return
+            interrupts = 0
         except KeyboardInterrupt:
+            # At the prompt; or in the instant between two requests, where it counts the same.
+            if not reader.interactive:
+                raise
             interrupts += 1
-            console.out.write("\n")
+            session.console.end_answer()
             if interrupts > 1:
                 return
-            console.info("(Ctrl-C again, Ctrl-D or /quit to leave)")
-            continue
-        except EOFError:
-            if reader.interactive:
-                console.out.write("\n")
-            return
-        interrupts = 0
-        reader.save_history()  # now, not at exit: a closed terminal window ends us with SIGHUP
-        if line.strip() == "/quit":
-            return
-        try:
-            portal.call(session.handle(line))
-        except Stopped:
-            session.note_stopped()
-            console.stopped()
+            session.console.info("(Ctrl-C again, Ctrl-D or /quit to leave)")
+
+
+def _turn(portal: Portal, session: ChatSession, reader: LineReader) -> bool:
+    """One line read and handled; ``False`` at the end."""
+    try:
+        line = reader.read()
+    except EOFError:
+        if reader.interactive:
+            session.console.end_answer()  # the shell's prompt then starts on a line of its own
+        return False
+    reader.save_history()  # now, not at exit: a closed terminal window ends us with SIGHUP
+    if line.strip() == "/quit":
+        return False
+    try:
+        portal.call(session.handle(line))
+    except Stopped:
+        session.note_stopped()
+        session.console.stopped()
+    return True
