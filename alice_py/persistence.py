@@ -222,7 +222,15 @@ class ConversationSaver:
                 self._deleted.add(conv_id)
             else:
                 items.append(self._snapshot(conv, now))
-        return await self._write(items, set(self._deleted))
+        failure = await self._write(items, set(self._deleted))
+        if failure is not None:
+            log.warning(
+                "could not save %d changed and delete %d ended conversation(s), will retry: %s",
+                len(self._changed),
+                len(self._deleted),
+                failure,
+            )
+        return failure is None
 
     async def save_all(self) -> bool:
         """Save every live conversation and delete the ended ones (at shutdown)."""
@@ -232,28 +240,28 @@ class ConversationSaver:
         items = [self._snapshot(conv, now) for conv in live]
         self._changed |= {item.id for item in items}
         self._deleted -= self._changed
-        saved = await self._write(items, set(self._deleted))
-        if saved:
+        failure = await self._write(items, set(self._deleted))
+        if failure is None:
             log.info("saved %d live conversation(s)", len(items))
         else:
-            log.error("%d live conversation(s) could not be saved and are lost", len(items))
-        return saved
+            log.error(
+                "could not save the %d live conversation(s) at shutdown; the database keeps them "
+                "as of the last write-behind round: %s",
+                len(items),
+                failure,
+            )
+        return failure is None
 
-    async def _write(self, items: list[SavedConversation], deleted: set[str]) -> bool:
+    async def _write(self, items: list[SavedConversation], deleted: set[str]) -> str | None:
+        """Save ``items``, delete ``deleted``; None, or why the database refused."""
         try:
             await self._repo.save_many(items)
             self._changed -= {item.id for item in items}
             await self._repo.delete_many(deleted)
             self._deleted -= deleted
         except DB_ERRORS as exc:
-            log.warning(
-                "could not save %d changed and delete %d ended conversation(s), will retry: %s",
-                len(self._changed),
-                len(self._deleted),
-                describe_error(exc),
-            )
-            return False
-        return True
+            return describe_error(exc)
+        return None
 
 
 async def write_behind(saver: ConversationSaver, interval: float) -> None:

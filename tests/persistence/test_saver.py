@@ -185,6 +185,21 @@ async def test_a_failed_write_is_logged_and_retried_with_nothing_lost(
     assert set(await saved(repo)) == {"b", "c"}
 
 
+async def test_a_failed_save_at_shutdown_leaves_the_last_write_behind_state(
+    engine: AsyncEngine, repo: ConversationRepository, wall: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = Process(repo, wall, mono_start=0.0)
+    await run.store.put(conversation("c", 4))
+    assert await run.saver.flush()
+    await run.store.put(conversation("c", 6))
+    await _rename(engine, "conversations", "conversations_away")
+    with caplog.at_level(logging.ERROR, logger="alice_py.persistence"):
+        assert not await run.saver.save_all()
+    assert "could not save the 1 live conversation(s) at shutdown" in caplog.text
+    await _rename(engine, "conversations_away", "conversations")
+    assert Conversation.from_json((await saved(repo))["c"].data).sentence_count() == 4
+
+
 async def test_loading_keeps_the_most_recent_up_to_max_live(
     repo: ConversationRepository, wall: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
