@@ -143,9 +143,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     # aiohttp logs every unparsable request (garbage bytes, port scans) at ERROR with a traceback;
     # the client already got its 400, so one line at DEBUG is enough.
     logging.getLogger("aiohttp.server").addFilter(_quiet_bad_requests)
-    # At DEBUG these log SQL parameters and rows, which hold upstream keys: never below INFO.
+    # Below WARNING these log SQL statements, parameters and rows, which hold upstream keys and
+    # user text (SQLAlchemy starts echoing SQL as soon as its logger is at INFO).
     for name in ("aiosqlite", "sqlalchemy"):
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).getEffectiveLevel()))
+        logging.getLogger(name).setLevel(logging.WARNING)
     env = os.environ if environ is None else environ
     try:
         cfg = load_config(args, env)

@@ -91,3 +91,15 @@ def test_garbage_request_gets_400_and_no_traceback_in_the_log(tmp_path: Path) ->
         proc.wait(timeout=20)
         log = proc.stderr.read() if proc.stderr else ""
     assert "Traceback" not in log
+
+
+def test_debug_log_never_shows_sql_or_keys(tmp_path: Path) -> None:
+    key = "sk-secret-debug-key-9876"
+    (tmp_path / "key.txt").write_text(key + "\n", encoding="utf-8")
+    with running_server(["--demo", "--log-level", "DEBUG"], cwd=tmp_path) as (url, proc):
+        assert http_get(url + "/healthz")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        log = proc.stderr.read() if proc.stderr else ""
+    assert "SELECT" not in log and "INSERT" not in log
+    assert key not in log
