@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,9 +11,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from alice_py.config import Config
 
 
 def free_port() -> int:
@@ -29,9 +33,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 30) -> (
-    subprocess.CompletedProcess[str]
-):
+def run_cli(
+    args: list[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "alice_py", *args],
         cwd=cwd,
@@ -67,9 +71,9 @@ def wait_until_up(url: str, proc: subprocess.Popen[str], timeout: float = 30) ->
 
 
 @contextmanager
-def running_server(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> Iterator[
-    tuple[str, subprocess.Popen[str]]
-]:
+def running_server(
+    args: list[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The real service as a subprocess on a free port; stopped with SIGTERM at the end."""
     port = free_port()
     proc = subprocess.Popen(
@@ -92,3 +96,45 @@ def running_server(args: list[str], cwd: Path, env: Mapping[str, str] | None = N
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class Clock:
+    """A clock the test moves by hand (for monotonic timers and wall clocks alike)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def wait_until(condition: Callable[[], bool], limit: float = 2.0) -> None:
+    """Until ``condition()`` holds (for counters of the fake upstream: nothing to await on)."""
+    async with asyncio.timeout(limit):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+
+def app_config(
+    upstream_url: str,
+    tmp_path: Path,
+    *,
+    upstream_key: str,
+    auth_mode: str = "none",
+    secret: str = "s3cret",
+    **sections: dict[str, Any],
+) -> Config:
+    """A config for the real app against a fake upstream, with its database in ``tmp_path``;
+    no rate limit unless a test asks for one."""
+    base: dict[str, dict[str, Any]] = {
+        "upstream": {"base_url": upstream_url, "keys": (upstream_key,)},
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'alice.db'}"},
+        "auth": {"mode": auth_mode, "token": secret},
+        "limits": {"per_minute": 0},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return Config().replace(**base)

@@ -3,7 +3,7 @@ with shares in a SQLite file under ``tmp_path``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient
 
 from alice_py.app import create_app
 from alice_py.config import Config
-from alice_py.fake import FakeState, RunningFake, start_fake_upstream
+from alice_py.fake import RunningFake
+from tests.support import app_config
 
 UPSTREAM_KEY = "sk-test-0000000000001234"
 SECRET = "s3cret"
@@ -21,44 +22,11 @@ SECRET = "s3cret"
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[RunningFake]:
-    running = await start_fake_upstream()
-    try:
-        yield running
-    finally:
-        await running.close()
-
-
-@pytest.fixture
-def fake_state(fake: RunningFake) -> FakeState:
-    return fake.state
-
-
 def make_config(fake: RunningFake, tmp_path: Path, **sections: dict[str, Any]) -> Config:
     """No auth and no rate limit unless a test asks for them."""
-    base: dict[str, dict[str, Any]] = {
-        "upstream": {"base_url": fake.url, "keys": (UPSTREAM_KEY,)},
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'alice.db'}"},
-        "auth": {"mode": "none", "token": SECRET},
-        "limits": {"per_minute": 0},
-    }
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    return Config().replace(**base)
+    return app_config(
+        fake.url, tmp_path, upstream_key=UPSTREAM_KEY, auth_mode="none", secret=SECRET, **sections
+    )
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient
 from alice_py import keys
 from alice_py.errors import RateLimited
 from alice_py.web.auth import MemoryReplayGuard
-from tests.alice.conftest import SECRET, Clock, MakeClient
+from tests.alice.conftest import SECRET, MakeClient
 from tests.alice.helpers import normal_auth
+from tests.support import Clock
 
 Client = TestClient[web.Request, web.Application]
 

@@ -12,7 +12,8 @@ from alice_py import keys
 from alice_py.errors import RateLimited
 from alice_py.fake import FakeState
 from alice_py.web.ratelimit import SlidingWindowLimiter
-from tests.alice.conftest import Clock, MakeClient
+from tests.alice.conftest import MakeClient
+from tests.support import Clock
 
 Client = TestClient[web.Request, web.Application]
 

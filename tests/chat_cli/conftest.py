@@ -3,7 +3,7 @@ and ``chat``: the ``alice-py chat`` command run as a subprocess against it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,9 @@ from aiohttp.test_utils import TestServer
 
 from alice_py.app import create_app
 from alice_py.config import Config
-from alice_py.fake import FakeState, RunningFake, start_fake_upstream
+from alice_py.fake import RunningFake
 from tests.chat_cli.helpers import ChatResult, chat_env, run_chat
+from tests.support import app_config
 
 UPSTREAM_KEY = "sk-test-0000000000005678"
 SECRET = "s3cret"
@@ -22,31 +23,11 @@ MakeServer = Callable[..., Awaitable[str]]
 Chat = Callable[..., Awaitable[ChatResult]]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[RunningFake]:
-    running = await start_fake_upstream()
-    try:
-        yield running
-    finally:
-        await running.close()
-
-
-@pytest.fixture
-def fake_state(fake: RunningFake) -> FakeState:
-    return fake.state
-
-
 def make_config(fake: RunningFake, tmp_path: Path, **sections: dict[str, Any]) -> Config:
     """Simple auth with ``SECRET`` and no rate limit unless a test asks otherwise."""
-    base: dict[str, dict[str, Any]] = {
-        "upstream": {"base_url": fake.url, "keys": (UPSTREAM_KEY,)},
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'alice.db'}"},
-        "auth": {"mode": "simple", "token": SECRET},
-        "limits": {"per_minute": 0},
-    }
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    return Config().replace(**base)
+    return app_config(
+        fake.url, tmp_path, upstream_key=UPSTREAM_KEY, auth_mode="simple", secret=SECRET, **sections
+    )
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient
 from alice_py import keys
 from alice_py.api.admin_keys import FailureLimiter
 from alice_py.fake import FakeState
-from tests.dialects.conftest import ADMIN_PASSWORD, UPSTREAM_KEY, Clock, MakeClient
+from tests.dialects.conftest import ADMIN_PASSWORD, UPSTREAM_KEY, MakeClient
+from tests.support import Clock
 
 Client = TestClient[web.Request, web.Application]
 NEW_A = "sk-added-aaaaaaaaaaaa1111"

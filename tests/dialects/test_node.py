@@ -10,7 +10,8 @@ from aiohttp.test_utils import TestClient
 
 from alice_py.api.node import DEFAULT_PROMPT
 from alice_py.fake import CHAT_PREFIX, FakeState
-from tests.dialects.conftest import SECRET, MakeClient, wait_until
+from tests.dialects.conftest import SECRET, MakeClient
+from tests.support import wait_until
 
 Client = TestClient[web.Request, web.Application]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 
 from alice_py.fake import CHAT_PREFIX, FakeState
-from tests.dialects.conftest import CLIENT_KEY, MakeClient, wait_until
+from tests.dialects.conftest import CLIENT_KEY, MakeClient
+from tests.support import wait_until
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "hello"}]

@@ -13,22 +13,10 @@ from alice_py.config import ModelsConfig
 from alice_py.engine.service import ConversationService
 from alice_py.store.memory import MemoryStore
 from alice_py.upstream.types import UpstreamRequest
+from tests.support import Clock
 
 MODELS = ModelsConfig(gpt3="test-instruct", turbo="test-turbo", gpt4="test-gpt4")
 TTL = 100.0
-
-
-class Clock:
-    """A settable clock: both the store's timer and the service's wall clock."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -10,7 +10,8 @@ from alice_py.engine.presets import DEFAULT_CHAT_PROMPT, DEFAULT_COMPLETION_PROM
 from alice_py.engine.service import ConversationService
 from alice_py.errors import BadRequest, ConversationNotFound
 from alice_py.store.memory import MemoryStore
-from tests.engine.conftest import MODELS, TTL, Clock, FakeUpstream
+from tests.engine.conftest import MODELS, TTL, FakeUpstream
+from tests.support import Clock
 
 
 @pytest.mark.parametrize(

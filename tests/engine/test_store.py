@@ -10,7 +10,8 @@ from alice_py.engine.presets import Kind
 from alice_py.engine.tree import Conversation, Message
 from alice_py.store.base import StoreChanges
 from alice_py.store.memory import MemoryStore
-from tests.engine.conftest import TTL, Clock
+from tests.engine.conftest import TTL
+from tests.support import Clock
 
 
 def conversation(conv_id: str, sentences: int = 0) -> Conversation:

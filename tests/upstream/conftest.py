@@ -11,19 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from alice_py.fake import FakeState, create_fake_upstream
 from alice_py.upstream.client import OpenAIClient
-
-
-class Clock:
-    """An injected monotonic clock that only moves when told to."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support import Clock
 
 
 @pytest.fixture
