@@ -32,6 +32,7 @@ class ServerConfig:
     max_body: int = 1024 * 1024
     drain_timeout: float = 30.0
     compat_status: bool = False
+    access_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)

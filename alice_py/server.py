@@ -34,6 +34,7 @@ from alice_py import __version__
 from alice_py.app import create_app
 from alice_py.config import DEFAULT_TOKEN, Config, mask_url
 from alice_py.errors import ConfigError
+from alice_py.web import accesslog
 
 log = logging.getLogger("alice_py")
 
@@ -161,6 +162,7 @@ async def run(app: web.Application, cfg: Config) -> None:
         shutdown_timeout=CLOSE_TIMEOUT,
         keepalive_timeout=KEEPALIVE_TIMEOUT,
         handler_cancellation=True,
+        **accesslog.runner_kwargs(cfg.server.access_log),
     )
     try:
         await runner.setup()
