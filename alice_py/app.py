@@ -82,7 +82,10 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.KEY_POOL] = pool
     app[keys.ROUTER] = UpstreamRouter(client, pool)
-    yield
+    try:
+        yield
+    finally:
+        client.close()
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,16 +1,16 @@
 """An OpenAI-compatible HTTP client: chat and text completions, streaming and not.
 
-One client per upstream, sharing the app's one ``aiohttp.ClientSession``. The key
-is an argument of each call (the router picks it from the key pool).
+One client per upstream, with its own pool of keep-alive connections (or the app's
+``aiohttp.ClientSession`` when a proxy is configured: ``upstream.transport``). The
+key is an argument of each call (the router picks it from the key pool).
 
-Timeouts (``aiohttp.ClientTimeout``):
+Timeouts:
 
-- ``connect_timeout`` is ``sock_connect``: the TCP/TLS connect only. Waiting for a
-  free connection of the session's pool is not counted, so a busy service does not
-  report its own queueing as an upstream timeout.
-- ``timeout`` is ``total`` for a non-streaming call: the whole answer must arrive
-  within it. For a stream it is ``sock_read``: the longest silence allowed, before
-  the first byte and between chunks. A long answer that keeps arriving never times out.
+- ``connect_timeout``: the TCP/TLS connect only. There is no limit on connections,
+  so no request waits for a free one.
+- ``timeout`` is the deadline of a non-streaming call: the whole answer must arrive
+  within it. For a stream it is the longest silence allowed, before the first byte
+  and between chunks. A long answer that keeps arriving never times out.
 """
 
 from __future__ import annotations
@@ -38,10 +38,17 @@ from alice_py.upstream.errors import (
     UpstreamTimeoutError,
 )
 from alice_py.upstream.keypool import mask_key
-from alice_py.upstream.sse import iter_events
+from alice_py.upstream.sse import decode_events
+from alice_py.upstream.transport import (
+    CONNECTION_ERRORS,
+    DirectTransport,
+    ProxyTransport,
+    Transport,
+    UpstreamResponse,
+    is_connect_timeout,
+)
 from alice_py.upstream.types import Endpoint, UpstreamRequest
 
-USER_AGENT = "alice-py/0.1"
 DONE = "[DONE]"
 
 _KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_\-]{12,}")
@@ -220,7 +227,12 @@ def chunk_text(endpoint: Endpoint, chunk: Mapping[str, Any]) -> str:
 
 
 class OpenAIClient:
-    """Calls one OpenAI-compatible API at ``base_url`` (e.g. ``https://api.openai.com/v1``)."""
+    """Calls one OpenAI-compatible API at ``base_url`` (e.g. ``https://api.openai.com/v1``).
+
+    Straight to the API over the lean keep-alive client (``upstream.http``); through
+    ``session`` (the app's aiohttp session) only when a ``proxy`` is configured.
+    ``close()`` closes its idle connections.
+    """
 
     def __init__(
         self,
@@ -233,8 +245,6 @@ class OpenAIClient:
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base
-        self._session = session
-        self._proxy = proxy or None
         self._urls: dict[str, URL] = {
             "chat": URL(f"{base}/chat/completions"),
             "completion": URL(f"{base}/completions"),
@@ -242,19 +252,18 @@ class OpenAIClient:
         self._models_url = URL(f"{base}/models")
         self._connect_timeout = connect_timeout
         self._timeout = timeout
-        self._call_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=timeout
-        )
-        self._json_headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-        }
-        self._sse_headers = {**self._json_headers, "Accept": "text/event-stream"}
+        self._transport: Transport
+        if proxy:
+            self._transport = ProxyTransport(session, proxy, connect_timeout=connect_timeout, timeout=timeout)
+        else:
+            origin = self._models_url.origin()
+            self._transport = DirectTransport(origin, connect_timeout=connect_timeout, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"<OpenAIClient {self.base_url}>"
+
+    def close(self) -> None:
+        self._transport.close()
 
     @contextlib.contextmanager
     def _network_errors(self, key: str, *, streaming: bool) -> Iterator[None]:
@@ -262,28 +271,23 @@ class OpenAIClient:
         try:
             yield
         except TimeoutError as exc:
-            if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            if is_connect_timeout(exc):
                 message = f"Could not connect to the model API within {self._connect_timeout:g} s"
             elif streaming:
                 message = f"The model API sent nothing for {self._timeout:g} s"
             else:
                 message = f"The model API did not answer within {self._timeout:g} s"
             raise UpstreamTimeoutError(message) from exc
-        except aiohttp.ClientError as exc:
+        except CONNECTION_ERRORS as exc:
             detail = scrub(str(exc) or type(exc).__name__, key)
             raise UpstreamConnectionError(f"Connection to the model API failed: {detail}") from exc
 
     async def _send(
         self, method: str, url: URL, key: str, body: bytes | None, *, streaming: bool
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamResponse:
         """The response, once its status is known to be a success; else the mapped error."""
-        template = self._sse_headers if streaming else self._json_headers
-        headers = {**template, "Authorization": f"Bearer {key}"}
-        timeout = self._stream_timeout if streaming else self._call_timeout
         with self._network_errors(key, streaming=streaming):
-            response = await self._session.request(
-                method, url, data=body, headers=headers, proxy=self._proxy, timeout=timeout
-            )
+            response = await self._transport.send(method, url, key, body, streaming=streaming)
             if response.status < 400:
                 return response
             try:
@@ -297,8 +301,10 @@ class OpenAIClient:
         try:
             with self._network_errors(key, streaming=False):
                 raw = await response.read()
-        finally:
-            response.release()
+        except BaseException:
+            response.close()
+            raise
+        response.release()
         data = _json_object(raw)
         if data.get("error") and "choices" not in data and "data" not in data:
             raise error_from_payload(raw, key=key)
@@ -329,19 +335,20 @@ class OpenAIClient:
             with self._network_errors(key, streaming=True):
                 if response.content_type == "application/json":
                     raise _not_a_stream(await response.read(), key)
-                async for event in iter_events(response):
-                    data = event.data
-                    if data == DONE:
-                        done = True
-                        return
-                    if event.event == "error":
-                        raise error_from_payload(data, key=key)
-                    if not data:
-                        continue
-                    chunk = _json_object(data)
-                    if chunk.get("error") or chunk.get("object") == "error":
-                        raise error_from_payload(data, key=key)
-                    yield chunk
+                async for events in decode_events(response.iter_chunks()):
+                    for event in events:
+                        data = event.data
+                        if data == DONE:
+                            done = True
+                            return
+                        if event.event == "error":
+                            raise error_from_payload(data, key=key)
+                        if not data:
+                            continue
+                        chunk = _json_object(data)
+                        if chunk.get("error") or chunk.get("object") == "error":
+                            raise error_from_payload(data, key=key)
+                        yield chunk
             raise UpstreamConnectionError("The model API stream ended before the answer was complete")
         finally:
             if done:

@@ -11,7 +11,7 @@ byte by byte, since this runs once per streamed token.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -122,8 +122,18 @@ class SSEDecoder:
         return event
 
 
+async def decode_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[Event]]:
+    """The events of a stream body given as byte chunks: those each chunk completed, together
+    (a consumer can hand on everything that arrived at once in one go)."""
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        events = decoder.feed(chunk)
+        if events:
+            yield events
+
+
 async def iter_events(response: aiohttp.ClientResponse) -> AsyncIterator[Event]:
-    """The events of a streamed response body, as soon as each one is complete."""
+    """The events of an aiohttp response body, as soon as each one is complete."""
     decoder = SSEDecoder()
     async for chunk in response.content.iter_any():
         for event in decoder.feed(chunk):
