@@ -93,7 +93,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     store = PersistentMemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
     app[keys.STORE] = store
     app[keys.SERVICE] = ConversationService(
-        store, app[keys.ROUTER], cfg.models, id_taken=app[keys.SHARES].exists
+        store, app[keys.ROUTER], cfg.models, id_taken=app[keys.SHARES].id_taken
     )
     try:
         yield

@@ -9,8 +9,8 @@ thousands of conversations live in memory at once. The engine never changes a
 conversation it got from a store: it takes a :meth:`Conversation.copy`, changes
 that, and puts it back (a Redis store hands out copies anyway).
 
-Message ids are 22-character shortuuids (a random uuid4 in base 57): opaque
-strings, as node-chatgpt-api clients expect, and shorter than a uuid string.
+Message ids are 22 random alphanumerics (``ids.new_message_id``): opaque strings,
+as node-chatgpt-api clients expect, and shorter than a uuid string.
 """
 
 from __future__ import annotations
