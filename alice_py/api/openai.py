@@ -37,7 +37,7 @@ PREFIX = "/v1"
 DONE = b"data: [DONE]\n\n"
 OWNER = "alice-py"
 
-Chunks = AsyncGenerator[dict[str, Any], None]
+Batches = AsyncGenerator[list[dict[str, Any]], None]
 
 
 def sse_chunk(value: dict[str, Any]) -> bytes:
@@ -77,43 +77,46 @@ def upstream_request(body: dict[str, Any], endpoint: Endpoint, models: ModelsCon
     return UpstreamRequest(endpoint=endpoint, body=forwarded)
 
 
-async def _write_rest(response: web.StreamResponse, chunks: Chunks) -> None:
-    """The remaining chunks and ``[DONE]``, or the error chunk that ends a failed stream."""
+def _sse_batch(batch: list[dict[str, Any]]) -> bytes:
+    return b"".join([sse_chunk(chunk) for chunk in batch])
+
+
+async def _write_rest(response: web.StreamResponse, batches: Batches) -> bytes:
+    """The remaining chunks, each burst in one write; what ends the stream: ``[DONE]``, or
+    the error chunk of a failed stream."""
     try:
-        async for chunk in chunks:
-            await response.write(sse_chunk(chunk))
+        async for batch in batches:
+            await response.write(_sse_batch(batch))
     except AliceError as exc:
         log.info("/v1 stream failed after its first chunk: %s", exc.message)
-        await response.write(sse_chunk(error_object(exc)))
-        return
+        return sse_chunk(error_object(exc))
     except ConnectionResetError:
         raise
     except Exception:
         log.exception("/v1 stream failed after its first chunk")
-        await response.write(sse_chunk(error_object(AliceError(INTERNAL_ERROR))))
-        return
-    await response.write(DONE)
+        return sse_chunk(error_object(AliceError(INTERNAL_ERROR)))
+    return DONE
 
 
-async def stream_chunks(request: web.Request, chunks: Chunks) -> web.StreamResponse:
-    """The upstream's chunks as SSE. A failure before the first one is an ordinary HTTP error
-    (the router may fail over until then); the upstream request is closed however this ends."""
+async def stream_chunks(request: web.Request, batches: Batches) -> web.StreamResponse:
+    """The upstream's chunks as SSE, those that arrived together in one write. A failure before
+    the first one is an ordinary HTTP error (the router may fail over until then); the upstream
+    request is closed however this ends."""
     try:
-        first = await anext(chunks, None)
-        response = web.StreamResponse(headers=dict(SSE_HEADERS))
+        first = await anext(batches, None)
+        response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
         try:
+            end = DONE
             if first is not None:
-                await response.write(sse_chunk(first))
-                await _write_rest(response, chunks)
-            else:
-                await response.write(DONE)
-            await response.write_eof()
+                await response.write(_sse_batch(first))
+                end = await _write_rest(response, batches)
+            await response.write_eof(end)
         except ConnectionResetError:
             log.info("client went away during a /v1 stream")
         return response
     finally:
-        await chunks.aclose()
+        await batches.aclose()
 
 
 async def _model_call(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
@@ -121,7 +124,7 @@ async def _model_call(request: web.Request, endpoint: Endpoint) -> web.StreamRes
     upstream = upstream_request(body, endpoint, request.app[keys.CONFIG].models)
     router = request.app[keys.ROUTER]
     if body.get("stream"):
-        return await stream_chunks(request, router.stream(upstream))
+        return await stream_chunks(request, router.stream_batches(upstream))
     return json_response(await router.call(upstream))
 
 

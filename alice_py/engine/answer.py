@@ -12,6 +12,7 @@ caller forgets to.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from types import TracebackType
 
@@ -40,24 +41,24 @@ async def _run(
     commit: Commit | None,
     release: Release | None,
     result: _Result,
-) -> AsyncGenerator[str, None]:
+) -> AsyncGenerator[list[str], None]:
     try:
-        yield ""  # the step Answer.start runs, never seen by consumers
+        yield []  # the step Answer.start runs, never seen by consumers
         if streaming:
             parts: list[str] = []
-            pieces = upstream.pieces(request)
+            batches = upstream.piece_batches(request)
             try:
-                async for piece in pieces:
-                    parts.append(piece)
-                    yield piece
+                async for batch in batches:
+                    parts.extend(batch)
+                    yield batch
             finally:
                 # Stopped early (client gone): end the upstream request now, not when collected.
-                await _close(pieces)
+                await _close(batches)
             text = trim_answer("".join(parts))
         else:
             text = trim_answer(await upstream.text(request))
             if text:
-                yield text
+                yield [text]
         if commit is not None:
             await commit(text)
         result.text = text
@@ -66,7 +67,7 @@ async def _run(
             await release()
 
 
-async def _close(iterator: AsyncIterator[str]) -> None:
+async def _close(iterator: AsyncIterator[list[str]]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -75,6 +76,7 @@ async def _close(iterator: AsyncIterator[str]) -> None:
 class Answer:
     __slots__ = (
         "_gen",
+        "_pending",
         "_request",
         "_result",
         "conversation_id",
@@ -105,6 +107,8 @@ class Answer:
         """Pieces come as the model writes them (otherwise: one piece, the whole trimmed answer)."""
         self._request = request
         self._result = _Result()
+        self._pending: deque[str] = deque()
+        """Pieces of the latest batch not yet handed out one by one (``__anext__``)."""
         # The generator gets no reference to ``self``: without a cycle, an answer dropped
         # half-read is finalized (and its lock released) at once, not at the next gc run.
         self._gen = _run(upstream, request, streaming, commit, release, self._result)
@@ -134,7 +138,21 @@ class Answer:
         return self
 
     async def __anext__(self) -> str:
-        return await self._gen.__anext__()
+        while not self._pending:
+            self._pending.extend(await self._gen.__anext__())
+        return self._pending.popleft()
+
+    async def next_batch(self) -> list[str] | None:
+        """The pieces that arrived together (at least one), or None once the answer has ended;
+        a stream writer sends each batch in one write."""
+        if self._pending:
+            batch = list(self._pending)
+            self._pending.clear()
+            return batch
+        try:
+            return await self._gen.__anext__()
+        except StopAsyncIteration:
+            return None
 
     async def aclose(self) -> None:
         """Stop here: nothing is committed unless the answer had already completed."""
@@ -142,7 +160,8 @@ class Answer:
 
     async def collect(self) -> str:
         """Read the answer to its end (committing the turn) and return it, newline-trimmed."""
-        async for _ in self:
+        self._pending.clear()
+        async for _ in self._gen:
             pass
         if self._result.text is None:
             raise RuntimeError("this answer was closed before it completed")

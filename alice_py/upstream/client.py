@@ -19,9 +19,9 @@ import contextlib
 import email.utils
 import re
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -38,7 +38,7 @@ from alice_py.upstream.errors import (
     UpstreamTimeoutError,
 )
 from alice_py.upstream.keypool import mask_key
-from alice_py.upstream.sse import decode_events
+from alice_py.upstream.sse import Event, decode_events
 from alice_py.upstream.transport import (
     CONNECTION_ERRORS,
     DirectTransport,
@@ -223,7 +223,51 @@ def chunk_text(endpoint: Endpoint, chunk: Mapping[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
+def _read_events(events: list[Event], key: str) -> tuple[list[dict[str, Any]], bool, UpstreamError | None]:
+    """The chunks of a burst of stream events; whether ``[DONE]`` was among them; the error
+    sent instead of the next chunk, if one was."""
+    batch: list[dict[str, Any]] = []
+    for event in events:
+        data = event.data
+        if data == DONE:
+            return batch, True, None
+        if event.event == "error":
+            return batch, False, error_from_payload(data, key=key)
+        if not data:
+            continue
+        chunk = _json_object(data)
+        if chunk.get("error") or chunk.get("object") == "error":
+            return batch, False, error_from_payload(data, key=key)
+        batch.append(chunk)
+    return batch, False, None
+
+
 # ---- the client -----------------------------------------------------------------------------------
+
+
+class _NetworkErrors:
+    """``with client._network_errors(key, streaming=...)``: a class, not ``@contextmanager``,
+    because it wraps every upstream call and a generator-based one costs several times more."""
+
+    __slots__ = ("_client", "_key", "_streaming")
+
+    def __init__(self, client: OpenAIClient, key: str, streaming: bool) -> None:
+        self._client = client
+        self._key = key
+        self._streaming = streaming
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:
+        if isinstance(exc, TimeoutError):
+            raise self._client.timeout_error(exc, self._streaming) from exc
+        if isinstance(exc, CONNECTION_ERRORS):
+            detail = scrub(str(exc) or type(exc).__name__, self._key)
+            raise UpstreamConnectionError(f"Connection to the model API failed: {detail}") from exc
+        return False
 
 
 class OpenAIClient:
@@ -265,22 +309,17 @@ class OpenAIClient:
     def close(self) -> None:
         self._transport.close()
 
-    @contextlib.contextmanager
-    def _network_errors(self, key: str, *, streaming: bool) -> Iterator[None]:
+    def timeout_error(self, exc: TimeoutError, streaming: bool) -> UpstreamTimeoutError:
+        if is_connect_timeout(exc):
+            limit = self._connect_timeout
+            return UpstreamTimeoutError(f"Could not connect to the model API within {limit:g} s")
+        if streaming:
+            return UpstreamTimeoutError(f"The model API sent nothing for {self._timeout:g} s")
+        return UpstreamTimeoutError(f"The model API did not answer within {self._timeout:g} s")
+
+    def _network_errors(self, key: str, *, streaming: bool) -> _NetworkErrors:
         """Timeouts and connection failures as UpstreamTimeoutError / UpstreamConnectionError."""
-        try:
-            yield
-        except TimeoutError as exc:
-            if is_connect_timeout(exc):
-                message = f"Could not connect to the model API within {self._connect_timeout:g} s"
-            elif streaming:
-                message = f"The model API sent nothing for {self._timeout:g} s"
-            else:
-                message = f"The model API did not answer within {self._timeout:g} s"
-            raise UpstreamTimeoutError(message) from exc
-        except CONNECTION_ERRORS as exc:
-            detail = scrub(str(exc) or type(exc).__name__, key)
-            raise UpstreamConnectionError(f"Connection to the model API failed: {detail}") from exc
+        return _NetworkErrors(self, key, streaming)
 
     async def _send(
         self, method: str, url: URL, key: str, body: bytes | None, *, streaming: bool
@@ -321,12 +360,24 @@ class OpenAIClient:
         return await self._call_json("GET", self._models_url, key, None)
 
     async def stream(self, key: str, request: UpstreamRequest) -> AsyncGenerator[dict[str, Any], None]:
-        """One streaming request (``"stream": true``): each ``data:`` JSON object until ``[DONE]``.
+        """One streaming request (``"stream": true``): each ``data:`` JSON object until ``[DONE]``
+        (``stream_batches`` one by one)."""
+        async with contextlib.aclosing(self.stream_batches(key, request)) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
 
-        An error sent inside the stream raises its UpstreamError; a stream that ends
-        without ``[DONE]`` or breaks raises UpstreamConnectionError. The response is
-        closed when the iteration stops for any reason, so a consumer that is cancelled
-        or stops early closes the upstream connection at once.
+    async def stream_batches(
+        self, key: str, request: UpstreamRequest
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """One streaming request: its ``data:`` JSON objects until ``[DONE]``, in batches of
+        those that arrived together (one network read), so that a consumer can pass a burst
+        on in one write.
+
+        An error sent inside the stream raises its UpstreamError (after the chunks before it);
+        a stream that ends without ``[DONE]`` or breaks raises UpstreamConnectionError. The
+        response is closed when the iteration stops for any reason, so a consumer that is
+        cancelled or stops early closes the upstream connection at once.
         """
         body = orjson.dumps({**request.body, "stream": True})
         response = await self._send("POST", self._urls[request.endpoint], key, body, streaming=True)
@@ -336,19 +387,13 @@ class OpenAIClient:
                 if response.content_type == "application/json":
                     raise _not_a_stream(await response.read(), key)
                 async for events in decode_events(response.iter_chunks()):
-                    for event in events:
-                        data = event.data
-                        if data == DONE:
-                            done = True
-                            return
-                        if event.event == "error":
-                            raise error_from_payload(data, key=key)
-                        if not data:
-                            continue
-                        chunk = _json_object(data)
-                        if chunk.get("error") or chunk.get("object") == "error":
-                            raise error_from_payload(data, key=key)
-                        yield chunk
+                    batch, done, error = _read_events(events, key)
+                    if batch:
+                        yield batch
+                    if error is not None:
+                        raise error
+                    if done:
+                        return
             raise UpstreamConnectionError("The model API stream ended before the answer was complete")
         finally:
             if done:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Chunks = AsyncGenerator[dict[str, Any], None]
+Batches = AsyncGenerator[list[dict[str, Any]], None]
 
 RETRIED = (
     InvalidKeyError,
@@ -96,41 +97,57 @@ class UpstreamRouter:
         self.pool.report_success(key)
         return response
 
-    async def _open(self, key: str, request: UpstreamRequest) -> tuple[Chunks, dict[str, Any] | None]:
-        """Start a stream and wait for its first chunk (None: it ended at once, with ``[DONE]``)."""
-        chunks = self.client.stream(key, request)
+    async def _open(self, key: str, request: UpstreamRequest) -> tuple[Batches, list[dict[str, Any]] | None]:
+        """Start a stream and wait for its first chunks (None: it ended at once, with ``[DONE]``)."""
+        batches = self.client.stream_batches(key, request)
         try:
-            first = await anext(chunks, None)
+            first = await anext(batches, None)
         except BaseException:
-            await chunks.aclose()
+            await batches.aclose()
             raise
-        return chunks, first
+        return batches, first
 
-    async def stream(self, request: UpstreamRequest) -> Chunks:
-        """One streaming request; each SSE ``data:`` JSON object until ``[DONE]``.
-        Closing this iterator (or cancelling its consumer) closes the upstream connection."""
-        key, (chunks, first) = await self._attempt(lambda key: self._open(key, request))
+    async def stream_batches(self, request: UpstreamRequest) -> Batches:
+        """One streaming request; its SSE ``data:`` JSON objects until ``[DONE]``, in batches of
+        those that arrived together. Closing this iterator (or cancelling its consumer) closes
+        the upstream connection."""
+        key, (batches, first) = await self._attempt(lambda key: self._open(key, request))
         try:
             if first is not None:
                 yield first
-                async for chunk in chunks:
-                    yield chunk
+                async for batch in batches:
+                    yield batch
         except UpstreamError as exc:
             self.pool.report_failure(key, exc)
             raise
         finally:
-            await chunks.aclose()
+            await batches.aclose()
         self.pool.report_success(key)
+
+    async def stream(self, request: UpstreamRequest) -> Chunks:
+        """One streaming request; each SSE ``data:`` JSON object until ``[DONE]``."""
+        async with contextlib.aclosing(self.stream_batches(request)) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
 
     async def text(self, request: UpstreamRequest) -> str:
         """One non-streaming request; the text of its first choice."""
         return response_text(request.endpoint, await self.call(request))
 
+    async def piece_batches(self, request: UpstreamRequest) -> AsyncGenerator[list[str], None]:
+        """One streaming request; the non-empty text deltas of its first choice, in batches of
+        those that arrived together."""
+        endpoint = request.endpoint
+        async with contextlib.aclosing(self.stream_batches(request)) as batches:
+            async for batch in batches:
+                texts = [text for text in (chunk_text(endpoint, chunk) for chunk in batch) if text]
+                if texts:
+                    yield texts
+
     async def pieces(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
         """One streaming request; the non-empty text deltas of its first choice."""
-        endpoint = request.endpoint
-        async with contextlib.aclosing(self.stream(request)) as chunks:
-            async for chunk in chunks:
-                text = chunk_text(endpoint, chunk)
-                if text:
+        async with contextlib.aclosing(self.piece_batches(request)) as batches:
+            async for batch in batches:
+                for text in batch:
                     yield text

@@ -36,3 +36,8 @@ class Upstream(Protocol):
     def pieces(self, request: UpstreamRequest) -> AsyncIterator[str]:
         """One streaming request; the non-empty text deltas of its first choice."""
         ...
+
+    def piece_batches(self, request: UpstreamRequest) -> AsyncIterator[list[str]]:
+        """``pieces`` grouped as they arrived: the pieces of one batch came in one network read,
+        so a stream writer can send them on in one write (never an empty batch)."""
+        ...

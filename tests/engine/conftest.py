@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,12 @@ class FakeUpstream:
                 raise reply.error
         finally:
             self.open_streams -= 1
+
+    async def piece_batches(self, request: UpstreamRequest) -> AsyncGenerator[list[str], None]:
+        """Each piece a batch of its own, as if every one came in its own network read."""
+        async with contextlib.aclosing(self.pieces(request)) as pieces:
+            async for piece in pieces:
+                yield [piece]
 
 
 @pytest.fixture

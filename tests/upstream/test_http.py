@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from yarl import URL
 
 from alice_py.fake import CHAT_PREFIX
 from alice_py.upstream.client import OpenAIClient, chunk_text, response_text
+from alice_py.upstream.errors import UpstreamServerError
 from alice_py.upstream.http import HttpConnectionError, HttpPool, HttpResponse, HttpTimeout
 from alice_py.upstream.types import UpstreamRequest
 
@@ -280,4 +282,40 @@ async def test_with_a_proxy_requests_go_through_it(session: aiohttp.ClientSessio
     assert response_text("chat", answer) == CHAT_PREFIX + "hi"
     chunks = [chunk async for chunk in client.stream("sk-test-0123456789abcdef", request)]
     assert "".join(chunk_text("chat", chunk) for chunk in chunks) == CHAT_PREFIX + "hi"
+    client.close()
+
+
+# --- stream batches: what arrived together stays together ------------------------------------------
+
+
+def sse_answer(*events: str) -> bytes:
+    body = "".join(f"data: {event}\n\n" for event in events).encode()
+    return sized(body, head=b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+
+
+def delta(text: str) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]})
+
+
+async def test_chunks_of_one_read_come_as_one_batch(serve: Serve, session: aiohttp.ClientSession) -> None:
+    server = await serve(lambda n: sse_answer(delta("a"), delta("b"), delta("c"), "[DONE]"))
+    client = OpenAIClient(session, str(server.url / "v1"))
+    request = UpstreamRequest("chat", {"model": "m", "messages": []})
+    batches = [batch async for batch in client.stream_batches("sk-x", request)]
+    assert [[chunk_text("chat", chunk) for chunk in batch] for batch in batches] == [["a", "b", "c"]]
+    client.close()
+
+
+async def test_an_error_after_chunks_of_the_same_read_comes_after_them(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    error = '{"error": {"message": "overloaded", "type": "server_error"}}'
+    server = await serve(lambda n: sse_answer(delta("a"), delta("b"), error))
+    client = OpenAIClient(session, str(server.url / "v1"))
+    request = UpstreamRequest("chat", {"model": "m", "messages": []})
+    received: list[str] = []
+    with pytest.raises(UpstreamServerError, match="overloaded"):
+        async for chunk in client.stream("sk-x", request):
+            received.append(chunk_text("chat", chunk))
+    assert received == ["a", "b"]
     client.close()
