@@ -16,19 +16,18 @@ import inspect
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 import alice_py
 from alice_py.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 SQLITE_DRIVER = "sqlite+aiosqlite"
 POSTGRES_DRIVER = "postgresql+asyncpg"
@@ -182,12 +181,16 @@ def migrations_dir() -> Path:
 
 def alembic_config() -> AlembicConfig:
     """Alembic's settings built in code, so no alembic.ini is needed at run time."""
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
     return cfg
 
 
 def _run_upgrade(connection: Connection, cfg: AlembicConfig, revision: str) -> None:
+    from alembic import command
+
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
     cfg.attributes["connection"] = connection
@@ -219,8 +222,44 @@ async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
         await engine.dispose()
 
 
+_REVISION = re.compile(r"^revision(?::[^=\n]*)?=\s*[\"']([^\"']+)[\"']", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision(?::[^=\n]*)?=\s*(?:None|[\"']([^\"']+)[\"'])", re.M)
+
+
+def head_revision() -> str | None:
+    """The newest migration, read from the scripts' ``revision`` / ``down_revision`` lines
+    without Alembic; None when that is not one plain chain (Alembic must decide)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (migrations_dir() / "versions").glob("*.py"):
+        source = script.read_text(encoding="utf-8")
+        found, down = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if found is None or down is None:
+            return None
+        revisions.add(found.group(1))
+        if down.group(1):
+            parents.add(down.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
+async def _at_head(connection: AsyncConnection) -> bool:
+    """Whether the database is at the newest migration already: the usual case at a restart,
+    answered with one query, so that the running service never loads Alembic (about 10 MB
+    it would keep for its whole life, a fifth of an idle service: docs/performance.md)."""
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        rows = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
+    except SQLAlchemyError:
+        return False  # a new database (no table yet), or one Alembic will explain
+    finally:
+        await connection.rollback()
+    return [row[0] for row in rows] == [head]
+
+
 async def _upgrade_engine(engine: AsyncEngine, revision: str) -> None:
-    cfg = alembic_config()
     connection = engine.connect()
     try:
         await connection.start()
@@ -229,18 +268,28 @@ async def _upgrade_engine(engine: AsyncEngine, revision: str) -> None:
             f"cannot open the database {mask_url(engine.url)!r}: {describe_error(exc, engine.url)}"
         ) from None
     try:
-        await connection.execution_options(**{_WRITE_LOCK: True})
-        async with connection.begin():
-            await connection.run_sync(_run_upgrade, cfg, revision)
-    except (SQLAlchemyError, CommandError, RevisionError) as exc:
-        reason = describe_error(exc, engine.url)
-        if "Can't locate revision" in reason:
-            reason += " (was the database made by a newer alice-py?)"
-        raise ConfigError(
-            f"cannot upgrade the database {mask_url(engine.url)!r} to revision {revision}: {reason}"
-        ) from None
+        if revision == "head" and await _at_head(connection):
+            return
+        await _migrate(connection, revision)
     finally:
         await connection.close()
+
+
+async def _migrate(connection: AsyncConnection, revision: str) -> None:
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    url = connection.engine.url
+    try:
+        await connection.execution_options(**{_WRITE_LOCK: True})
+        async with connection.begin():
+            await connection.run_sync(_run_upgrade, alembic_config(), revision)
+    except (SQLAlchemyError, CommandError, RevisionError) as exc:
+        reason = describe_error(exc, url)
+        if "Can't locate revision" in reason:
+            reason += " (was the database made by a newer alice-py?)"
+        target = f"the database {mask_url(url)!r} to revision {revision}"
+        raise ConfigError(f"cannot upgrade {target}: {reason}") from None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
