@@ -138,19 +138,34 @@ class AuthTable:
     def __init__(self) -> None:
         self._guards: dict[str, Guard] = {}
         self._public: set[AbstractRoute] = set()
+        # The guard of each route, found once: every request asks, and routes don't change.
+        self._by_route: dict[AbstractRoute, Guard | None] = {}
 
     def protect(self, prefix: str, guard: Guard) -> None:
         """Every route under ``prefix`` (``/chatgpt`` covers ``/chatgpt/...``) passes ``guard`` first."""
         self._guards[prefix.rstrip("/")] = guard
+        self._by_route.clear()
 
     def exempt(self, route: AbstractRoute) -> None:
         """``route`` needs no credentials (``GET /chatgpt/share/{id}``)."""
         self._public.add(route)
+        self._by_route.clear()
 
     def guard_for(self, request: web.Request) -> Guard | None:
-        if request.method == "OPTIONS" or request.match_info.route in self._public:
+        if request.method == "OPTIONS":
             return None
-        path, best = request.path, ""
+        route = request.match_info.route
+        try:
+            return self._by_route[route]
+        except KeyError:
+            pass
+        guard = None if route in self._public else self._guard_for_path(request.path)
+        if route.resource is not None and route.resource.canonical == request.path:
+            self._by_route[route] = guard  # a plain path; a dynamic one may hold any prefix
+        return guard
+
+    def _guard_for_path(self, path: str) -> Guard | None:
+        best = ""
         for prefix in self._guards:
             if len(prefix) > len(best) and (path == prefix or path.startswith(prefix + "/")):
                 best = prefix

@@ -35,6 +35,7 @@ ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = ("token", "uuid", "conversation", "settings", "content-type", "authorization")
 EXPOSE_HEADERS = "Retry-After"
 PREFLIGHT_MAX_AGE = "600"
+ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", EXPOSE_HEADERS))
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -102,17 +103,17 @@ class CorsHeaders:
         headers = response.headers
         if "Access-Control-Allow-Origin" in headers:
             return  # a dialect decided on its own
-        origin = request.headers.get("Origin", "")
         if self.any_origin:
-            headers["Access-Control-Allow-Origin"] = "*"
-        else:
-            vary = headers.get("Vary", "")
-            if "origin" not in vary.lower():
-                headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
-            if origin not in self.origins:
-                return
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Access-Control-Allow-Credentials"] = "true"
+            headers.extend(ANY_ORIGIN)  # the common case, on every response: nothing to look up
+            return
+        vary = headers.get("Vary", "")
+        if "origin" not in vary.lower():
+            headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
+        origin = request.headers.get("Origin", "")
+        if origin not in self.origins:
+            return
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Allow-Credentials"] = "true"
         headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
 
 

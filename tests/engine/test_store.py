@@ -107,3 +107,22 @@ async def test_close_forgets_everything(store: MemoryStore) -> None:
     await store.close()
     assert await store.count() == 0
     assert not await store.is_locked("c")
+
+
+async def test_one_put_as_of_earlier_expires_on_its_own_time(store: MemoryStore, clock: Clock) -> None:
+    # Restoring saved conversations puts them with the timer set back to their last use.
+    await store.put(conversation("now", 4))
+    clock.advance(-TTL / 2)
+    await store.put(conversation("earlier", 4))
+    clock.advance(TTL)
+    assert await store.count() == 1
+    assert (await store.exists("earlier"), await store.exists("now")) == (False, True)
+    assert (await store.drain_changes()).deleted == frozenset({"earlier"})
+
+
+async def test_the_ttl_follows_the_path_not_the_whole_tree(store: MemoryStore, clock: Clock) -> None:
+    conv = conversation("c", 4)
+    conv.leaf = "c-1"  # rolled back to the second sentence: two on the path, four in the tree
+    await store.put(conv)
+    clock.advance(TTL / 2)
+    assert not await store.exists("c")
