@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     started, load_before = time.time(), load_average()
     rows: list[rep.Row] = []
     try:
-        _, port = start_nginx(procs, opts.load_cpu, timing, max(1024, opts.streams + 256))
+        _, port = start_nginx(procs, opts.load_cpu, timing, max(1024, 2 * opts.streams + 256))
         upstream = f"http://127.0.0.1:{port}"
         python = python_for_service(args.python)
         bench = Bench(procs, opts, upstream, timing, python, tuple(args.service_arg))

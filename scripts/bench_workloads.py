@@ -166,6 +166,12 @@ def _conversations(b: Bench, svc: Service, count: int) -> dict[str, Any]:
 def w4_memory(b: Bench) -> rep.Row:
     count = b.opts.conversations
     warm_count = max(100, count // 10)
+    # The first start on a new database runs the migrations, which loads Alembic for good; a
+    # restart (the usual case) finds the database up to date. Both idle figures are kept; the
+    # restart's is the one compared with the target.
+    with b.service("fast", "W4") as first:
+        time.sleep(1.0)
+        first_idle = rss_mib(first.started.pid)
     with b.service("fast", "W4") as svc:
         pid = svc.started.pid
         time.sleep(1.0)
@@ -180,6 +186,7 @@ def w4_memory(b: Bench) -> rep.Row:
     errors = int(res["errors"]) + int(warm["errors"])
     extra = {
         "idle_mib": idle,
+        "idle_first_start_mib": first_idle,
         "after_warmup_mib": after_warm,
         "after_mib": after,
         "kib_per_conversation": per_conv,
@@ -196,7 +203,7 @@ def w4_memory(b: Bench) -> rep.Row:
         rss_mib=after,
         cpu_pct=use.cpu_pct,
         target=f"<= {rep.TARGET_KIB_PER_CONVERSATION:g} KiB/conv, <= {rep.TARGET_IDLE_MIB:g} MiB idle",
-        measured=f"{per_conv:.1f} KiB/conv, {idle:.1f} MiB idle",
+        measured=f"{per_conv:.1f} KiB/conv, {idle:.1f} MiB idle ({first_idle:.1f} at first start)",
         passed=passed,
         extra=extra,
     )
