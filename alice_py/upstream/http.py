@@ -10,31 +10,26 @@ OpenAI-compatible API needs:
 - responses with ``Content-Length``, chunked or close-delimited bodies, parsed by
   llhttp (``httptools``); ``1xx`` answers skipped; ``gzip`` bodies decoded;
 - keep-alive: a finished response puts its connection back in the pool, where it
-  may wait ``IDLE_LIMIT`` seconds; a request whose reused connection is closed
+  may wait ``pool.IDLE_LIMIT`` seconds; a request whose reused connection is closed
   before any byte of the answer is sent once more on a new one (the server's
   keep-alive time ran out as the request went out: it did not take it);
 - timeouts: ``connect`` for the TCP/TLS connect; for a whole answer a deadline;
   for a stream, the longest silence allowed (``HttpTimeout``);
 - a stream that is not read fast enough stops reading from the socket (flow control).
 
-Proxies are not supported here: with ``[upstream] proxy`` the client uses aiohttp.
+The pool of connections to one origin is ``upstream.pool.HttpPool``. Proxies are not
+supported here: with ``[upstream] proxy`` the client uses aiohttp.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import zlib
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, cast
+from collections.abc import AsyncIterator
+from typing import Any, Protocol, cast
 
 import httptools
-from yarl import URL
 
-IDLE_LIMIT = 15.0
-"""Seconds an idle connection is kept (aiohttp's default keep-alive time too)."""
-MAX_IDLE = 512
-"""Idle connections kept at most; more are closed when their answer ends."""
 READ_HIGH_WATER = 1 << 20
 """A stream buffering more than this (bytes not yet read by the consumer) pauses the socket."""
 ACCEPT_ENCODING = "gzip"
@@ -84,7 +79,7 @@ class HttpResponse:
         "status",
     )
 
-    def __init__(self, conn: _Connection, deadline: float | None, silence: float, streaming: bool) -> None:
+    def __init__(self, conn: Connection, deadline: float | None, silence: float, streaming: bool) -> None:
         self._conn = conn
         self._deadline = deadline
         self._silence = silence
@@ -226,10 +221,16 @@ class HttpResponse:
         self._conn.close()
 
 
-class _Connection(asyncio.Protocol):
+class Owner(Protocol):
+    """Where a connection goes back when its answer was read to the end (the pool)."""
+
+    def put_back(self, conn: Connection) -> None: ...
+
+
+class Connection(asyncio.Protocol):
     """One keep-alive connection; feeds the answer in progress from llhttp's callbacks."""
 
-    def __init__(self, pool: HttpPool) -> None:
+    def __init__(self, pool: Owner) -> None:
         self._pool = pool
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
@@ -311,115 +312,3 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._transport is not None:
             self._transport.close()
-
-
-class HttpPool:
-    """Requests to one origin (``scheme://host:port``) over a pool of keep-alive connections."""
-
-    def __init__(self, origin: URL, *, connect_timeout: float) -> None:
-        if origin.scheme not in ("http", "https") or not origin.host:
-            raise ValueError(f"not an http(s) URL: {origin}")
-        self.host = origin.host
-        self.port = origin.port or (443 if origin.scheme == "https" else 80)
-        self._tls = origin.scheme == "https"
-        self._ssl: ssl.SSLContext | None = None
-        self._connect_timeout = connect_timeout
-        self._idle: list[_Connection] = []
-        self._closed = False
-        default_port = self.port == (443 if self._tls else 80)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        self.host_header = host if default_port else f"{host}:{self.port}"
-
-    def head(self, method: str, target: str, headers: Mapping[str, str]) -> str:
-        """The start of a request up to (not including) its per-request headers; ``target``
-        is the path and query. Header values must not hold line breaks."""
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host_header}"]
-        lines.extend(f"{name}: {value}" for name, value in headers.items())
-        text = "\r\n".join(lines) + "\r\n"
-        if any(ch in value for value in headers.values() for ch in "\r\n\0"):
-            raise ValueError("a header value holds a line break")
-        return text
-
-    async def request(
-        self, head: str, key_header: str, body: bytes, *, limit: float, streaming: bool
-    ) -> HttpResponse:
-        """Send ``head`` + ``key_header`` (one more header line, e.g. the Authorization) + the body;
-        return once the answer's status and headers are in. Without ``streaming`` the whole answer
-        must arrive within ``limit`` seconds; with it, ``limit`` is the longest silence allowed."""
-        if any(ch in key_header for ch in "\r\n\0"):
-            raise ValueError("a header value holds a line break")
-        data = f"{head}{key_header}\r\nContent-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
-        loop = asyncio.get_running_loop()
-        deadline = None if streaming else loop.time() + limit
-        while True:
-            conn = self._take_idle(loop.time())
-            reused = conn is not None
-            if conn is None:
-                conn = await self._connect(deadline)
-            response = HttpResponse(conn, deadline, limit, streaming)
-            conn.send(response, data)
-            try:
-                await response.wait_headers()
-            except HttpConnectionError:
-                conn.close()
-                if reused and not response.received_any:
-                    continue  # the server had closed this idle connection: it never saw the request
-                raise
-            except BaseException:
-                conn.close()
-                raise
-            return response
-
-    def _take_idle(self, now: float) -> _Connection | None:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed and now - conn.idle_since < IDLE_LIMIT:
-                return conn
-            conn.close()
-        return None
-
-    async def _connect(self, deadline: float | None) -> _Connection:
-        loop = asyncio.get_running_loop()
-        limit, connecting = self._connect_timeout, True
-        if deadline is not None and deadline - loop.time() < limit:
-            limit, connecting = max(deadline - loop.time(), 0.0), False
-        try:
-            async with asyncio.timeout(limit):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(self),
-                    self.host,
-                    self.port,
-                    ssl=self._ssl_context() if self._tls else None,
-                    server_hostname=self.host if self._tls else None,
-                )
-        except TimeoutError:
-            raise HttpTimeout(f"no connection within {limit:g} s", connecting=connecting) from None
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise HttpConnectionError(f"cannot connect to {self.host}:{self.port}: {reason}") from None
-        return conn
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        # Made on first use: loading the CA certificates costs memory an http-only service does not need.
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context()
-            self._ssl.set_alpn_protocols(["http/1.1"])
-        return self._ssl
-
-    def put_back(self, conn: _Connection) -> None:
-        if self._closed or conn.closed or len(self._idle) >= MAX_IDLE:
-            conn.close()
-            return
-        conn.idle_since = asyncio.get_running_loop().time()
-        self._idle.append(conn)
-
-    @property
-    def idle_count(self) -> int:
-        return len(self._idle)
-
-    def close(self) -> None:
-        """Close the idle connections; those in use close when their answer is released."""
-        self._closed = True
-        for conn in self._idle:
-            conn.close()
-        self._idle.clear()

@@ -16,7 +16,8 @@ from typing import Protocol
 import aiohttp
 from yarl import URL
 
-from alice_py.upstream.http import ACCEPT_ENCODING, HttpConnectionError, HttpPool, HttpTimeout
+from alice_py.upstream.http import ACCEPT_ENCODING, HttpConnectionError, HttpTimeout
+from alice_py.upstream.pool import HttpPool
 
 USER_AGENT = "alice-py/0.1"
 JSON = "application/json"

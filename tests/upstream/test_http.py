@@ -16,7 +16,8 @@ from yarl import URL
 from alice_py.fake import CHAT_PREFIX
 from alice_py.upstream.client import OpenAIClient, chunk_text, response_text
 from alice_py.upstream.errors import UpstreamServerError
-from alice_py.upstream.http import HttpConnectionError, HttpPool, HttpResponse, HttpTimeout
+from alice_py.upstream.http import HttpConnectionError, HttpResponse, HttpTimeout
+from alice_py.upstream.pool import HttpPool
 from alice_py.upstream.types import UpstreamRequest
 
 Answer = Callable[[int], bytes | None]
