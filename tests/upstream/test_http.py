@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -320,3 +323,44 @@ async def test_an_error_after_chunks_of_the_same_read_comes_after_them(
             received.append(chunk_text("chat", chunk))
     assert received == ["a", "b"]
     client.close()
+
+
+# --- https: the certificate is verified against the system's (here: the test's) CAs ---------------
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return key, cert
+
+
+async def test_https_with_a_trusted_certificate(
+    tmp_path: Path, pools: list[HttpPool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, cert = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    state = Server(lambda n: sized(b"over tls"))
+    server = await asyncio.start_server(state.handle, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        trusting = HttpPool(URL(f"https://localhost:{port}/v1"), connect_timeout=5)
+        pools.append(trusting)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the pool makes its context at first use
+        assert await post_and_read(trusting) == b"over tls"
+        assert await post_and_read(trusting) == b"over tls"
+        assert state.connections == 1  # kept alive over TLS too
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
+        doubting = HttpPool(URL(f"https://localhost:{port}/v1"), connect_timeout=5)
+        pools.append(doubting)
+        with pytest.raises(HttpConnectionError, match=r"certificate verify failed"):
+            await post(doubting)
+    finally:
+        for writer in state.writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
