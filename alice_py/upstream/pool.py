@@ -20,9 +20,9 @@ class HttpPool:
     """Requests to one origin (``scheme://host:port``) over a pool of keep-alive connections."""
 
     def __init__(self, origin: URL, *, connect_timeout: float) -> None:
-        if origin.scheme not in ("http", "https") or not origin.host:
+        if origin.scheme not in ("http", "https") or not origin.raw_host:
             raise ValueError(f"not an http(s) URL: {origin}")
-        self.host = origin.host
+        self.host = origin.raw_host  # IDNA-encoded: what DNS, TLS and the Host header want
         self.port = origin.port or (443 if origin.scheme == "https" else 80)
         self._tls = origin.scheme == "https"
         self._ssl: ssl.SSLContext | None = None

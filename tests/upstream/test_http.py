@@ -268,6 +268,8 @@ async def test_line_breaks_in_header_values_are_refused(serve: Serve, pools: lis
 def test_https_origin_and_host_header() -> None:
     assert HttpPool(URL("https://api.example.com/v1"), connect_timeout=1).host_header == "api.example.com"
     assert HttpPool(URL("http://[::1]:8080/v1"), connect_timeout=1).host_header == "[::1]:8080"
+    idna = HttpPool(URL("https://bücher.example/v1"), connect_timeout=1)
+    assert idna.host_header == "xn--bcher-kva.example"
     with pytest.raises(ValueError):
         HttpPool(URL("ftp://example.com"), connect_timeout=1)
 
