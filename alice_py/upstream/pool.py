@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Mapping
 
@@ -14,6 +15,8 @@ IDLE_LIMIT = 15.0
 """Seconds an idle connection is kept (aiohttp's default keep-alive time too)."""
 MAX_IDLE = 512
 """Idle connections kept at most; more are closed when their answer ends."""
+DNS_TTL = 300.0
+"""Seconds the host's addresses are reused before looking them up again."""
 
 
 class HttpPool:
@@ -27,6 +30,8 @@ class HttpPool:
         self._tls = origin.scheme == "https"
         self._ssl: ssl.SSLContext | None = None
         self._connect_timeout = connect_timeout
+        self._resolved: list[str] | None = None
+        self._resolved_until = 0.0
         self._idle: list[Connection] = []
         self._closed = False
         default_port = self.port == (443 if self._tls else 80)
@@ -88,19 +93,40 @@ class HttpPool:
             limit, connecting = max(deadline - loop.time(), 0.0), False
         try:
             async with asyncio.timeout(limit):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(self),
-                    self.host,
-                    self.port,
-                    ssl=self._ssl_context() if self._tls else None,
-                    server_hostname=self.host if self._tls else None,
-                )
+                return await self._connect_to_any(await self._addresses())
         except TimeoutError:
             raise HttpTimeout(f"no connection within {limit:g} s", connecting=connecting) from None
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise HttpConnectionError(f"cannot connect to {self.host}:{self.port}: {reason}") from None
-        return conn
+
+    async def _addresses(self) -> list[str]:
+        """The host's addresses, looked up at most every ``DNS_TTL`` seconds: a burst of new
+        streams must not wait for one lookup each (aiohttp's session had such a cache too)."""
+        loop = asyncio.get_running_loop()
+        if self._resolved is None or loop.time() >= self._resolved_until:
+            infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            self._resolved = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            self._resolved_until = loop.time() + DNS_TTL
+        return self._resolved
+
+    async def _connect_to_any(self, addresses: list[str]) -> Connection:
+        """The first address that accepts (IPv6 and IPv4 alike, in the resolver's order)."""
+        failure: OSError | None = None
+        for address in addresses:
+            try:
+                _, conn = await asyncio.get_running_loop().create_connection(
+                    lambda: Connection(self),
+                    address,
+                    self.port,
+                    ssl=self._ssl_context() if self._tls else None,
+                    server_hostname=self.host if self._tls else None,
+                )
+            except OSError as exc:
+                failure = exc
+                continue
+            return conn
+        raise failure or OSError(f"{self.host} has no address")
 
     def _ssl_context(self) -> ssl.SSLContext:
         # Made on first use: loading the CA certificates costs memory an http-only service does not need.
