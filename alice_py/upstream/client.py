@@ -1,8 +1,8 @@
 """An OpenAI-compatible HTTP client: chat and text completions, streaming and not.
 
-One client per upstream, with its own pool of keep-alive connections (or the app's
-``aiohttp.ClientSession`` when a proxy is configured: ``upstream.transport``). The
-key is an argument of each call (the router picks it from the key pool).
+One client per upstream, sending through the app's pooled ``aiohttp.ClientSession``
+(keep-alive connections, optional proxy: ``upstream.transport``). The key is an argument
+of each call (the router picks it from the key pool).
 
 Timeouts:
 
@@ -41,8 +41,7 @@ from alice_py.upstream.keypool import mask_key
 from alice_py.upstream.sse import Event, decode_events
 from alice_py.upstream.transport import (
     CONNECTION_ERRORS,
-    DirectTransport,
-    ProxyTransport,
+    SessionTransport,
     Transport,
     UpstreamResponse,
     is_connect_timeout,
@@ -273,9 +272,8 @@ class _NetworkErrors:
 class OpenAIClient:
     """Calls one OpenAI-compatible API at ``base_url`` (e.g. ``https://api.openai.com/v1``).
 
-    Straight to the API over the lean keep-alive client (``upstream.http``); through
-    ``session`` (the app's aiohttp session) only when a ``proxy`` is configured.
-    ``close()`` closes its idle connections.
+    Requests go through ``session`` (the app's aiohttp session), via ``proxy`` when one is
+    configured. ``close()`` releases what the transport holds (the session is the app's).
     """
 
     def __init__(
@@ -297,11 +295,9 @@ class OpenAIClient:
         self._connect_timeout = connect_timeout
         self._timeout = timeout
         self._transport: Transport
-        if proxy:
-            self._transport = ProxyTransport(session, proxy, connect_timeout=connect_timeout, timeout=timeout)
-        else:
-            origin = self._models_url.origin()
-            self._transport = DirectTransport(origin, connect_timeout=connect_timeout, timeout=timeout)
+        self._transport = SessionTransport(
+            session, proxy or None, connect_timeout=connect_timeout, timeout=timeout
+        )
 
     def __repr__(self) -> str:
         return f"<OpenAIClient {self.base_url}>"
