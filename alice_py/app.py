@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from alice_py import keys
-from alice_py.api import admin_keys, alice, health, node, openai, relay, sendmessage
+from alice_py.api import admin_keys, admin_page, alice, health, node, openai, pages, relay, sendmessage
 from alice_py.config import DEMO_KEY, Config
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
@@ -59,11 +59,13 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[keys.CONFIG]
-    await upgrade(cfg.database.url)
     engine = create_engine(cfg.database.url)
-    app[keys.DB_ENGINE] = engine
-    app[keys.SHARES] = ShareRepository(engine)
+    # Migrate through the app's own engine: for an in-memory SQLite URL a second engine
+    # would be a different database.
     try:
+        await upgrade(engine)
+        app[keys.DB_ENGINE] = engine
+        app[keys.SHARES] = ShareRepository(engine)
         yield
     finally:
         await engine.dispose()
@@ -123,4 +125,6 @@ def create_app(cfg: Config) -> web.Application:
     relay.add_routes(app)
     sendmessage.add_routes(app)
     admin_keys.add_routes(app)
+    pages.add_routes(app)
+    admin_page.add_routes(app)
     return app

@@ -10,9 +10,11 @@ from aiohttp import web
 from alice_py.config import Config
 
 if TYPE_CHECKING:
+    from aiohttp_session import AbstractStorage
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from alice_py.api.admin_keys import FailureLimiter
+    from alice_py.api.admin_page import LoginThrottle
     from alice_py.db.keys import KeyRepository
     from alice_py.db.shares import ShareRepository
     from alice_py.engine.service import ConversationService
@@ -48,3 +50,7 @@ ADMIN_FAILURES: web.AppKey[FailureLimiter] = web.AppKey("admin_failures")
 """Wrong admin passwords by client address, to refuse guessing."""
 SAVER: web.AppKey[ConversationSaver] = web.AppKey("saver")
 """Saves live conversations to the database (memory store only; see ``persistence``)."""
+ADMIN_SESSIONS: web.AppKey[AbstractStorage] = web.AppKey("admin_sessions")
+"""The admin page's encrypted session cookies; absent while the admin page is off."""
+LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
+"""Failed admin logins per client address."""

@@ -1,29 +1,224 @@
-"""HTML pages: for now, the minimal page of a shared conversation.
+"""HTML pages: the templates in ``web/templates`` filled with ``string.Template``.
 
-Shares are user input, so every text is escaped. The page is plain on purpose:
-the real template replaces ``share_page`` and nothing else.
+Everything a user wrote (messages, prompts, ids) is escaped: ``render`` escapes
+every value unless it is ``Html``, which only this module's builders make, from
+escaped parts. Pages load their CSS and JavaScript from ``/static`` with relative
+URLs, so the service also works behind a reverse proxy under a path prefix.
+
+The share page has no script at all and says so in a ``<meta>`` Content Security
+Policy, a second line of defence should escaping ever miss something.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from html import escape
+from importlib import resources
+from string import Template
+
+from aiohttp import web
 
 from alice_py.db.shares import Share
+from alice_py.upstream.keypool import KeyState
+
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""The playground and admin pages: their own files only, no inline script or style."""
+
+SPEAKERS = ("Human", "AI")
+"""Shares keep sentences only, human first; these names label them."""
+
+_FENCE = re.compile(r" {0,3}(`{3,})[ \t]*([^`]*)")
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+_LANGUAGE = re.compile(r"[\w+#.-]{1,30}")
+
+
+class Html(str):
+    """Markup that is safe as it is: built by this module from escaped parts."""
+
+    __slots__ = ()
+
+
+def template(name: str) -> Template:
+    """A template from the package (read on each call: pages are small and not on a hot path)."""
+    path = resources.files("alice_py.web").joinpath("templates", name)
+    return Template(path.read_text(encoding="utf-8"))
+
+
+def render(name: str, **values: str | int | Html) -> str:
+    """The template with every value escaped, except ``Html`` ones."""
+    safe = {key: value if isinstance(value, Html) else escape(str(value)) for key, value in values.items()}
+    return template(name).substitute(safe)
+
+
+def html_response(
+    body: str, *, status: int = 200, headers: Mapping[str, str] | None = None, no_store: bool = False
+) -> web.Response:
+    """A page with the security headers every HTML answer of ours carries."""
+    response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+    response.headers.update(
+        {
+            "Content-Security-Policy": PAGE_CSP,
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "same-origin",
+        }
+    )
+    if no_store:
+        response.headers["Cache-Control"] = "no-store"
+    response.headers.update(headers or {})
+    return response
+
+
+# --- Markdown-ish text: fenced code blocks and `inline code`, everything else as written ---------
+
+
+def _blocks(text: str) -> Iterator[tuple[bool, str, str]]:
+    """``(is_code, language, body)`` in order. A fence closes with at least as many backticks
+    and no info string (as in CommonMark); an unclosed block runs to the end (a streamed answer)."""
+    lines: list[str] = []
+    fence: str | None = None
+    language = ""
+    for line in text.split("\n"):
+        match = _FENCE.fullmatch(line)
+        if fence is None and match:
+            yield False, "", "\n".join(lines)
+            lines, fence, language = [], match[1], match[2].strip()
+        elif fence is not None and match and match[1].startswith(fence) and not match[2].strip():
+            yield True, language, "\n".join(lines)
+            lines, fence = [], None
+        else:
+            lines.append(line)
+    yield fence is not None, language, "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    # With one group, split() alternates text and code: text, code, text, …, text.
+    parts = _INLINE_CODE.split(text)
+    return "".join(
+        f"<code>{escape(part)}</code>" if index % 2 else escape(part) for index, part in enumerate(parts)
+    )
+
+
+def rich_text(text: str) -> Html:
+    """Escaped text: code fences as ``<pre><code>``, paragraphs keep their line breaks (CSS
+    ``white-space: pre-wrap``), `inline code` as ``<code>``. Nothing else is interpreted."""
+    out: list[str] = []
+    for is_code, language, body in _blocks(text.replace("\r\n", "\n")):
+        if is_code:
+            lang = language.split()[0] if language else ""
+            attr = f' data-lang="{escape(lang)}"' if _LANGUAGE.fullmatch(lang) else ""
+            out.append(f"<pre{attr}><code>{escape(body)}</code></pre>")
+        elif body.strip():
+            out.append(f"<p>{_inline(body.strip(chr(10)))}</p>")
+    return Html("".join(out))
+
+
+# --- the share page -------------------------------------------------------------------------------
+
+
+def _message(index: int, sentence: str) -> str:
+    speaker = SPEAKERS[index % 2]
+    return (
+        f'<li class="msg {speaker.lower()}"><div class="who">{speaker}</div>'
+        f'<div class="rich">{rich_text(sentence)}</div></li>'
+    )
 
 
 def share_page(share: Share) -> str:
-    """A readable transcript: the prompt, then the sentences, human and AI in turn."""
-    speakers = ("Human", "AI")
-    rows = "\n".join(
-        f'<div class="{speakers[index % 2].lower()}"><b>{speakers[index % 2]}:</b> '
-        f'<span style="white-space: pre-wrap">{escape(sentence)}</span></div>'
-        for index, sentence in enumerate(share.sentences)
+    """A readable transcript of a share: the prompt folded away, then the sentences in turn."""
+    prompt = share.prompt.strip()
+    prompt_html = (
+        f'<details class="prompt"><summary>Prompt</summary><div class="rich">{rich_text(prompt)}</div>'
+        "</details>"
+        if prompt
+        else ""
     )
-    prompt = escape(share.prompt)
+    messages = "\n".join(_message(index, sentence) for index, sentence in enumerate(share.sentences))
+    count = len(share.sentences)
+    return render(
+        "share.html",
+        id=share.id,
+        count=f"{count} message{'' if count == 1 else 's'}",
+        prompt=Html(prompt_html),
+        messages=Html(messages or '<li class="empty">No messages yet.</li>'),
+    )
+
+
+def playground_page(auth_mode: str, version: str) -> str:
+    """The playground; the server's auth mode is only the settings panel's starting choice."""
+    return render("playground.html", auth_mode=auth_mode, version=version)
+
+
+# --- the admin page -------------------------------------------------------------------------------
+
+
+def root_of(path: str) -> str:
+    """The relative URL of the site root from ``path`` (``/admin`` → ``./``, ``/admin/login`` → ``../``),
+    so that the page's links survive a reverse proxy that mounts the service under a prefix."""
+    return "../" * (path.count("/") - 1) or "./"
+
+
+def duration(seconds: float) -> str:
+    """``93784`` → ``1 d 2 h``: the two largest units, enough to read an uptime at a glance."""
+    whole = max(int(seconds), 0)
+    units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+    parts: list[str] = []
+    for name, size in units:
+        if whole >= size or (name == "s" and not parts):
+            parts.append(f"{whole // size} {name}")
+            whole %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+def _key_row(key: KeyState) -> str:
+    detail = ""
+    if key.state == "cooling":
+        detail = f" ({duration(key.cooldown_remaining + 0.999)})"
+    elif key.disabled_reason:
+        detail = f": {key.disabled_reason}"
     return (
-        "<!doctype html>\n"
-        f'<html><head><meta charset="utf-8"><title>Shared conversation {escape(share.id)}</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1"></head>\n'
-        f"<body><h1>Shared conversation {escape(share.id)}</h1>\n"
-        f'<p style="white-space: pre-wrap"><i>{prompt}</i></p>\n{rows}\n</body></html>\n'
+        f'<tr><td class="key">{escape(key.masked)}</td>'
+        f'<td><span class="state {key.state}">{escape(key.state + detail)}</span></td>'
+        f'<td class="num">{key.requests}</td><td class="num">{key.failures}</td>'
+        f'<td class="error">{escape(key.last_error or "—")}</td></tr>'
+    )
+
+
+def admin_off_page(root: str) -> str:
+    return render("admin_off.html", root=root)
+
+
+def admin_login_page(root: str, csrf: str, error: str = "") -> str:
+    error_html = f'<p class="form-error" role="alert">{escape(error)}</p>' if error else ""
+    return render("admin_login.html", root=root, csrf=csrf, error=Html(error_html))
+
+
+def admin_dashboard_page(
+    root: str,
+    csrf: str,
+    *,
+    version: str,
+    uptime: float,
+    conversations: int,
+    shares: int,
+    key_states: Sequence[KeyState],
+) -> str:
+    rows = "\n".join(_key_row(key) for key in key_states)
+    usable = sum(1 for key in key_states if key.state != "disabled")
+    return render(
+        "admin.html",
+        root=root,
+        csrf=csrf,
+        version=version,
+        uptime=duration(uptime),
+        conversations=conversations,
+        shares=shares,
+        usable=f"{usable} / {len(key_states)}",
+        key_rows=Html(rows or '<tr><td colspan="5" class="muted">No API keys configured.</td></tr>'),
     )

@@ -1,0 +1,354 @@
+"""The admin page: ``GET /admin``, ``POST /admin/login``, ``POST /admin/logout``, ``GET /admin/status.json``.
+
+- Off (404 with a page that says so) while ``[admin] password`` is empty.
+- The session is an encrypted cookie (aiohttp-session's ``EncryptedCookieStorage``,
+  Fernet): ``HttpOnly``, ``SameSite=Strict``, path ``/admin``, 12 hours. Its secret is
+  ``[admin] session_secret``; when that is empty, one is generated and kept in
+  ``admin_session.key`` (mode 600) next to the SQLite database, so sessions survive
+  restarts; with PostgreSQL or an in-memory database a new one is made at each start
+  (admin sessions then end at a restart).
+- Every form carries the session's CSRF token in a hidden field, checked on POST.
+- The password is compared in constant time; after ``LOGIN_LIMIT`` failures in
+  ``LOGIN_WINDOW`` seconds a client address must wait (429) until the oldest one ages
+  out. Behind a reverse proxy every client shares the proxy's address: the limit is
+  then global, which still stops guessing.
+- The session only runs on these four paths: nothing else pays for it.
+
+The admin key API (``/admin/keys``, ``Authorization`` header) is another module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp_session import Session, get_session, new_session, session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from alice_py import __version__, keys
+from alice_py.db.engine import is_memory_sqlite, parse_url
+from alice_py.errors import ConfigError
+from alice_py.upstream.keypool import KeyState
+from alice_py.web.auth import secret_matches
+from alice_py.web.pages import (
+    admin_dashboard_page,
+    admin_login_page,
+    admin_off_page,
+    html_response,
+    root_of,
+)
+
+log = logging.getLogger(__name__)
+
+PAGE, LOGIN, LOGOUT, STATUS = "/admin", "/admin/login", "/admin/logout", "/admin/status.json"
+SESSION_PATHS = frozenset({PAGE, LOGIN, LOGOUT, STATUS})
+COOKIE_NAME = "alice_admin"
+SESSION_MAX_AGE = 12 * 3600
+SECRET_FILE = "admin_session.key"
+LOGIN_LIMIT = 5
+LOGIN_WINDOW = 300.0
+THROTTLE_CAPACITY = 10_000
+"""Client addresses remembered at most; the oldest is forgotten first."""
+
+SECRET_HELP = (
+    "32 random bytes in url-safe base64; make one with: python -c "
+    '"import base64, secrets; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())"'
+)
+
+
+class LoginThrottle:
+    """Failed logins per client address within a sliding window."""
+
+    def __init__(
+        self,
+        limit: int = LOGIN_LIMIT,
+        window: float = LOGIN_WINDOW,
+        capacity: int = THROTTLE_CAPACITY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.capacity = capacity
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self._failures.get(client, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return times
+
+    def wait(self, client: str) -> float:
+        """Seconds until ``client`` may try again; 0 when it may now."""
+        now = self._clock()
+        times = self._recent(client, now)
+        return times[0] + self.window - now if len(times) >= self.limit else 0.0
+
+    def failed(self, client: str) -> None:
+        now = self._clock()
+        times = self._recent(client, now)
+        times.append(now)
+        self._failures[client] = times
+        self._failures.move_to_end(client)
+        while len(self._failures) > self.capacity:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
+# --- the session secret ---------------------------------------------------------------------------
+
+
+def decode_secret(text: str, source: str) -> bytes:
+    """The 32 bytes of a url-safe base64 secret, or ``ConfigError`` naming ``source`` (never the value)."""
+    try:
+        raw = base64.urlsafe_b64decode(text.strip().encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(f"{source} must be {SECRET_HELP}")
+    return raw
+
+
+def secret_file(database_url: str) -> Path | None:
+    """Where a generated secret is kept: next to a SQLite database file; ``None`` for other databases."""
+    url = parse_url(database_url)
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url) or url.query.get("uri") == "true":
+        return None
+    return Path(url.database or ".").parent / SECRET_FILE
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The secret in ``path``, created (mode 600) if missing; a concurrent creator wins the race."""
+    for _ in range(2):
+        try:
+            return decode_secret(path.read_text(encoding="ascii"), str(path))
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the admin session secret {path}: {exc}") from None
+        key = secrets.token_bytes(32)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ConfigError(f"cannot create the admin session secret {path}: {exc.strerror}") from None
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")
+        log.info("admin sessions: generated a new secret in %s", path)
+        return key
+    raise ConfigError(f"cannot read the admin session secret {path}")
+
+
+async def session_secret(cfg_secret: str, database_url: str) -> bytes:
+    if cfg_secret:
+        return decode_secret(cfg_secret, "[admin] session_secret")
+    path = secret_file(database_url)
+    if path is None:
+        log.info("admin sessions end when the service restarts: set [admin] session_secret to keep them")
+        return secrets.token_bytes(32)
+    return await asyncio.to_thread(load_or_create_secret, path)
+
+
+async def admin_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The cookie storage, only when the admin page is on (no password: no secret, no file)."""
+    cfg = app[keys.CONFIG]
+    if cfg.admin.password:
+        secret = await session_secret(cfg.admin.session_secret, cfg.database.url)
+        app[keys.ADMIN_SESSIONS] = EncryptedCookieStorage(
+            secret,
+            cookie_name=COOKIE_NAME,
+            path=PAGE,
+            max_age=SESSION_MAX_AGE,
+            httponly=True,
+            samesite="Strict",
+        )
+    yield
+
+
+@web.middleware
+async def admin_session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    storage = request.app.get(keys.ADMIN_SESSIONS)
+    if storage is None or request.path not in SESSION_PATHS:
+        return await handler(request)
+    return await session_middleware(storage)(request, handler)
+
+
+# --- handlers -------------------------------------------------------------------------------------
+
+
+def _enabled(request: web.Request) -> bool:
+    return bool(request.app[keys.CONFIG].admin.password)
+
+
+def _off(request: web.Request) -> web.Response:
+    return html_response(admin_off_page(root_of(request.path)), status=404, no_store=True)
+
+
+def _password_tag(password: str) -> str:
+    """Kept in the (encrypted) session: changing the password ends every session."""
+    return hashlib.sha256(f"alice-py admin\n{password}".encode()).hexdigest()[:32]
+
+
+def _csrf(session: Session) -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _logged_in(request: web.Request, session: Session) -> bool:
+    tag = session.get("admin")
+    expected = _password_tag(request.app[keys.CONFIG].admin.password)
+    return isinstance(tag, str) and secret_matches(tag, expected)
+
+
+async def _csrf_ok(request: web.Request, session: Session) -> bool:
+    form = await request.post()
+    sent, expected = form.get("csrf"), session.get("csrf")
+    return isinstance(sent, str) and isinstance(expected, str) and bool(expected) and secret_matches(
+        sent, expected
+    )
+
+
+def _see_page(request: web.Request) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(location=root_of(request.path) + PAGE.lstrip("/"))
+
+
+def _login_form(request: web.Request, session: Session, error: str, status: int) -> web.Response:
+    page = admin_login_page(root_of(request.path), _csrf(session), error)
+    return html_response(page, status=status, no_store=True)
+
+
+async def admin_page(request: web.Request) -> web.Response:
+    if not _enabled(request):
+        return _off(request)
+    session = await get_session(request)
+    if not _logged_in(request, session):
+        return _login_form(request, session, "", 200)
+    status = await collect_status(request.app)
+    page = admin_dashboard_page(
+        root_of(request.path),
+        _csrf(session),
+        version=__version__,
+        uptime=status.uptime,
+        conversations=status.conversations,
+        shares=status.shares,
+        key_states=status.key_states,
+    )
+    return html_response(page, no_store=True)
+
+
+async def login(request: web.Request) -> web.Response:
+    if not _enabled(request):
+        return _off(request)
+    session = await get_session(request)
+    client = request.remote or "unknown"
+    throttle = request.app[keys.LOGIN_THROTTLE]
+    wait = throttle.wait(client)
+    if wait > 0:
+        error = f"Too many failed attempts. Try again in {int(wait) + 1} seconds."
+        response = _login_form(request, session, error, 429)
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    if not await _csrf_ok(request, session):
+        return _login_form(request, session, "The form expired. Please try again.", 403)
+    password = (await request.post()).get("password")
+    expected = request.app[keys.CONFIG].admin.password
+    if not isinstance(password, str) or not secret_matches(password, expected):
+        throttle.failed(client)
+        return _login_form(request, session, "Wrong password.", 401)
+    throttle.succeeded(client)
+    session = await new_session(request)
+    session["admin"] = _password_tag(expected)
+    session["csrf"] = secrets.token_urlsafe(32)
+    raise _see_page(request)
+
+
+async def logout(request: web.Request) -> web.Response:
+    if not _enabled(request):
+        return _off(request)
+    session = await get_session(request)
+    if not await _csrf_ok(request, session):
+        return _login_form(request, session, "The form expired. Please try again.", 403)
+    session.invalidate()
+    raise _see_page(request)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminStatus:
+    uptime: float
+    conversations: int
+    shares: int
+    key_states: list[KeyState]
+
+    def to_json(self) -> dict[str, Any]:
+        """Keys masked, as everywhere."""
+        return {
+            "version": __version__,
+            "uptime": self.uptime,
+            "conversations": self.conversations,
+            "shares": self.shares,
+            "keys": [
+                {
+                    "key": state.masked,
+                    "state": state.state,
+                    "requests": state.requests,
+                    "failures": state.failures,
+                    "last_error": state.last_error,
+                    "cooldown_remaining": state.cooldown_remaining,
+                    "disabled_reason": state.disabled_reason,
+                }
+                for state in self.key_states
+            ],
+        }
+
+
+async def collect_status(app: web.Application) -> AdminStatus:
+    return AdminStatus(
+        uptime=time.time() - app[keys.STARTED_AT],
+        conversations=await app[keys.STORE].count(),
+        shares=await app[keys.SHARES].count(),
+        key_states=app[keys.KEY_POOL].snapshot(),
+    )
+
+
+async def status_json(request: web.Request) -> web.Response:
+    if not _enabled(request):
+        return web.json_response({"error": "admin is off"}, status=404)
+    if not _logged_in(request, await get_session(request)):
+        return web.json_response({"error": "log in at /admin first"}, status=401)
+    response = web.json_response((await collect_status(request.app)).to_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    """The four routes (public to the API auth: the session is their auth), the session and throttle."""
+    app[keys.LOGIN_THROTTLE] = LoginThrottle()
+    app.cleanup_ctx.append(admin_session_ctx)
+    app.middlewares.append(admin_session_middleware)
+    routes = [
+        app.router.add_get(PAGE, admin_page, allow_head=False),
+        app.router.add_post(LOGIN, login),
+        app.router.add_post(LOGOUT, logout),
+        app.router.add_get(STATUS, status_json, allow_head=False),
+    ]
+    for route in routes:
+        app[keys.AUTH_TABLE].exempt(route)
