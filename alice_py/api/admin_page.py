@@ -35,7 +35,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp_session import Session, get_session, new_session, session_middleware
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from alice_py import __version__, keys
 from alice_py.db.engine import is_memory_sqlite, parse_url
@@ -169,6 +168,9 @@ async def admin_session_ctx(app: web.Application) -> AsyncIterator[None]:
     """The cookie storage, only when the admin page is on (no password: no secret, no file)."""
     cfg = app[keys.CONFIG]
     if cfg.admin.password:
+        # Imported here: it pulls in cryptography (~7 MiB) that a service without admin never needs.
+        from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
         secret = await session_secret(cfg.admin.session_secret, cfg.database.url)
         app[keys.ADMIN_SESSIONS] = EncryptedCookieStorage(
             secret,
