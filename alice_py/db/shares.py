@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alice_py.db._common import Clock, insert_for, stamp
 from alice_py.db.models import SHARE_ID_LENGTH, ShareRow
+from alice_py.errors import BadRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,9 @@ class ShareRepository:
         """Store the snapshot; storing again under the same id replaces it."""
         if not 0 < len(id) <= SHARE_ID_LENGTH:
             raise ValueError(f"a share id has 1 to {SHARE_ID_LENGTH} characters, got {len(id)}")
+        # PostgreSQL's text and jsonb cannot hold NUL; refuse it on every database alike.
+        if "\x00" in prompt or any("\x00" in sentence for sentence in sentences):
+            raise BadRequest("This conversation contains a NUL character, which a share cannot store")
         now = stamp(self._clock)
         stmt = insert_for(self._engine.dialect, ShareRow).values(
             id=id, prompt=prompt, sentences=list(sentences), created_at=now, updated_at=now

@@ -92,3 +92,12 @@ async def test_shares_survive_a_restart_and_need_no_auth(make_client: MakeClient
         "Prompt": "",
         "SentenceList": ["你好", CHAT_PREFIX + "你好"],
     }
+
+
+async def test_a_nul_character_cannot_be_shared_and_says_so(client: Client) -> None:
+    # PostgreSQL cannot store NUL in text; every database refuses it the same way, with a 400.
+    conv_id = await conversation_with_a_turn(client, question="a\x00b")
+    response = await client.post("/chatgpt/store", headers={"conversation": conv_id})
+    assert response.status == 400
+    assert "NUL character" in await response.text()
+    assert (await client.get(f"/chatgpt/share/{conv_id}")).status == 404

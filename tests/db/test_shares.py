@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alice_py.db.engine import create_engine
 from alice_py.db.shares import Share, ShareRepository
+from alice_py.errors import BadRequest
 
 
 async def test_put_then_get_returns_the_snapshot(engine: AsyncEngine) -> None:
@@ -71,3 +72,13 @@ async def test_shares_survive_reopening_the_database(db_url: str, engine: AsyncE
         assert await ShareRepository(reopened).get("keep1234") == Share("keep1234", "prompt", ("q", "a"))
     finally:
         await reopened.dispose()
+
+
+async def test_nul_is_refused_alike_on_every_database(engine: AsyncEngine) -> None:
+    shares = ShareRepository(engine)
+    with pytest.raises(BadRequest, match="NUL character"):
+        await shares.put("nul00001", "prompt", ["a\x00b"])
+    with pytest.raises(BadRequest, match="NUL character"):
+        await shares.put("nul00002", "pro\x00mpt", [])
+    assert await shares.get("nul00001") is None
+    assert await shares.count() == 0
