@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from alice_py.api.admin_keys import FailureLimiter
-    from alice_py.api.admin_page import LoginThrottle
     from alice_py.db.keys import KeyRepository
     from alice_py.db.shares import ShareRepository
     from alice_py.engine.service import ConversationService
@@ -52,5 +51,3 @@ SAVER: web.AppKey[ConversationSaver] = web.AppKey("saver")
 """Saves live conversations to the database (memory store only; see ``persistence``)."""
 ADMIN_SESSIONS: web.AppKey[AbstractStorage] = web.AppKey("admin_sessions")
 """The admin page's encrypted session cookies; absent while the admin page is off."""
-LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")
-"""Failed admin logins per client address."""

@@ -8,10 +8,11 @@
   restarts; with PostgreSQL or an in-memory database a new one is made at each start
   (admin sessions then end at a restart).
 - Every form carries the session's CSRF token in a hidden field, checked on POST.
-- The password is compared in constant time; after ``LOGIN_LIMIT`` failures in
-  ``LOGIN_WINDOW`` seconds a client address must wait (429) until the oldest one ages
-  out. Behind a reverse proxy every client shares the proxy's address: the limit is
-  then global, which still stops guessing.
+- The password is compared in constant time. Wrong ones count per client address in
+  the admin key API's ``FailureLimiter`` (same password, same allowance): past its
+  limit the login form answers 429 until the oldest failure ages out. Behind a reverse
+  proxy every client shares the proxy's address: the limit is then global, which still
+  stops guessing.
 - The session only runs on these four paths: nothing else pays for it.
 
 The admin key API (``/admin/keys``, ``Authorization`` header) is another module.
@@ -23,11 +24,11 @@ import asyncio
 import base64
 import hashlib
 import logging
+import math
 import os
 import secrets
 import time
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ from aiohttp.typedefs import Handler
 from aiohttp_session import Session, get_session, new_session, session_middleware
 
 from alice_py import __version__, keys
+from alice_py.api.admin_keys import FailureLimiter
 from alice_py.db.engine import is_memory_sqlite, parse_url
-from alice_py.errors import ConfigError
+from alice_py.errors import ConfigError, RateLimited
 from alice_py.upstream.keypool import KeyState
 from alice_py.web.auth import secret_matches
 from alice_py.web.pages import (
@@ -56,56 +58,11 @@ SESSION_PATHS = frozenset({PAGE, LOGIN, LOGOUT, STATUS})
 COOKIE_NAME = "alice_admin"
 SESSION_MAX_AGE = 12 * 3600
 SECRET_FILE = "admin_session.key"
-LOGIN_LIMIT = 5
-LOGIN_WINDOW = 300.0
-THROTTLE_CAPACITY = 10_000
-"""Client addresses remembered at most; the oldest is forgotten first."""
 
 SECRET_HELP = (
     "32 random bytes in url-safe base64; make one with: python -c "
     '"import base64, secrets; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())"'
 )
-
-
-class LoginThrottle:
-    """Failed logins per client address within a sliding window."""
-
-    def __init__(
-        self,
-        limit: int = LOGIN_LIMIT,
-        window: float = LOGIN_WINDOW,
-        capacity: int = THROTTLE_CAPACITY,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self.capacity = capacity
-        self._clock = clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _recent(self, client: str, now: float) -> deque[float]:
-        times = self._failures.get(client, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
-
-    def wait(self, client: str) -> float:
-        """Seconds until ``client`` may try again; 0 when it may now."""
-        now = self._clock()
-        times = self._recent(client, now)
-        return times[0] + self.window - now if len(times) >= self.limit else 0.0
-
-    def failed(self, client: str) -> None:
-        now = self._clock()
-        times = self._recent(client, now)
-        times.append(now)
-        self._failures[client] = times
-        self._failures.move_to_end(client)
-        while len(self._failures) > self.capacity:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
 
 
 # --- the session secret ---------------------------------------------------------------------------
@@ -261,22 +218,23 @@ async def login(request: web.Request) -> web.Response:
     if not _enabled(request):
         return _off(request)
     session = await get_session(request)
-    client = request.remote or "unknown"
-    throttle = request.app[keys.LOGIN_THROTTLE]
-    wait = throttle.wait(client)
-    if wait > 0:
-        error = f"Too many failed attempts. Try again in {int(wait) + 1} seconds."
-        response = _login_form(request, session, error, 429)
-        response.headers["Retry-After"] = str(int(wait) + 1)
+    address = request.remote or "unknown"
+    failures = request.app[keys.ADMIN_FAILURES]
+    try:
+        failures.check(address)
+    except RateLimited as exc:
+        wait = max(math.ceil(exc.retry_after), 1)
+        response = _login_form(request, session, f"Too many wrong passwords. Try again in {wait} s.", 429)
+        response.headers["Retry-After"] = str(wait)
         return response
     if not await _csrf_ok(request, session):
         return _login_form(request, session, "The form expired. Please try again.", 403)
     password = (await request.post()).get("password")
     expected = request.app[keys.CONFIG].admin.password
     if not isinstance(password, str) or not secret_matches(password, expected):
-        throttle.failed(client)
+        failures.record(address)
+        log.warning("wrong admin password from %s (admin page)", address)
         return _login_form(request, session, "Wrong password.", 401)
-    throttle.succeeded(client)
     session = await new_session(request)
     session["admin"] = _password_tag(expected)
     session["csrf"] = secrets.token_urlsafe(32)
@@ -342,8 +300,12 @@ async def status_json(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """The four routes (public to the API auth: the session is their auth), the session and throttle."""
-    app[keys.LOGIN_THROTTLE] = LoginThrottle()
+    """The four routes (public to the API auth: the session is their auth) and the session.
+
+    Wrong passwords count in the admin key API's ``FailureLimiter``: both guard the same
+    password, so guesses through either use up the same allowance."""
+    if keys.ADMIN_FAILURES not in app:
+        app[keys.ADMIN_FAILURES] = FailureLimiter()
     app.cleanup_ctx.append(admin_session_ctx)
     app.middlewares.append(admin_session_middleware)
     routes = [

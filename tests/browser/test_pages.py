@@ -10,7 +10,12 @@ from playwright.async_api import Page, expect
 from alice_py.fake import CHAT_PREFIX
 from tests.browser.conftest import SECRET, UPSTREAM_KEY, Serve
 
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.asyncio(loop_scope="module"),
+    # aiohttp-session keeps its state under string request keys, which aiohttp now frowns upon.
+    pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"),
+]
 
 ADMIN_PASSWORD = "admin-pass-1234"
 
