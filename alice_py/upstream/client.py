@@ -196,30 +196,27 @@ def _first_choice(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def response_text(endpoint: Endpoint, response: Mapping[str, Any]) -> str:
-    """The first choice's ``message.content`` (chat) or ``text`` (completion); ``""`` if none."""
-    choice = _first_choice(response)
+def _choice_text(endpoint: Endpoint, data: Mapping[str, Any], chat_field: str) -> str:
+    """The first choice's ``<chat_field>.content`` (chat) or ``text`` (completion); ``""`` if none."""
+    choice = _first_choice(data)
     if choice is None:
         return ""
     if endpoint == "chat":
-        message = choice.get("message")
-        content = message.get("content") if isinstance(message, dict) else None
+        holder = choice.get(chat_field)
+        content = holder.get("content") if isinstance(holder, dict) else None
     else:
         content = choice.get("text")
     return content if isinstance(content, str) else ""
+
+
+def response_text(endpoint: Endpoint, response: Mapping[str, Any]) -> str:
+    """The first choice's ``message.content`` (chat) or ``text`` (completion); ``""`` if none."""
+    return _choice_text(endpoint, response, "message")
 
 
 def chunk_text(endpoint: Endpoint, chunk: Mapping[str, Any]) -> str:
     """The first choice's ``delta.content`` (chat) or ``text`` (completion) of a stream chunk."""
-    choice = _first_choice(chunk)
-    if choice is None:
-        return ""
-    if endpoint == "chat":
-        delta = choice.get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
-    else:
-        content = choice.get("text")
-    return content if isinstance(content, str) else ""
+    return _choice_text(endpoint, chunk, "delta")
 
 
 def _read_events(events: list[Event], key: str) -> tuple[list[dict[str, Any]], bool, UpstreamError | None]:

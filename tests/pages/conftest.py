@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from alice_py.app import create_app
-from alice_py.fake import RunningFake, start_fake_upstream
+from alice_py.fake import RunningFake
 from tests.support import app_config
 
 UPSTREAM_KEY = "sk-test-0000000000001234"
@@ -19,15 +19,6 @@ ADMIN_PASSWORD = "correct horse battery staple"
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[RunningFake]:
-    running = await start_fake_upstream()
-    try:
-        yield running
-    finally:
-        await running.close()
 
 
 @pytest.fixture
