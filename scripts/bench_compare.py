@@ -37,6 +37,9 @@ WORKLOADS = {
     "W2": ("sse", "/chatgpt/chat", "check.lua", ["POST", "text/plain; charset=utf-8", "Tell me a story.",
                                                   *bw.STREAM_CHECKS], 1, None),
     "W3": ("fast", "/", "w3.lua", ["5", bw.QUESTION, CHAT_ANSWER], 64, "chats"),
+    # W2 with its 20 chunks 20 ms apart: each chunk is its own read and write (the cost per chunk)
+    "W2T": ("trickle", "/chatgpt/chat", "check.lua", ["POST", "text/plain; charset=utf-8", "Tell me a story.",
+                                                       *bw.STREAM_CHECKS], 1, None),
 }
 
 
@@ -109,9 +112,10 @@ def compare(bench: Bench, workload: str, variants: list[Variant], rounds: int) -
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("variants", nargs="+", metavar="NAME=SOURCE[:ARG,...]")
-    p.add_argument("--only", default="W1,W2,W3", help="workloads, from W1,W2,W3")
+    p.add_argument("--only", default="W1,W2,W3", help="workloads, from W1,W2,W3,W2T")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (5)")
     p.add_argument("--rounds", type=int, default=3, help="runs of each variant per workload (3)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     opts = p.parse_args(argv)
     raise_open_files(8192)
     workdir = Path(tempfile.mkdtemp(prefix="alice-compare-"))
@@ -121,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, port = start_nginx(procs, 0, UpstreamTiming(), 2048)
         python = str(ROOT / ".venv" / "bin" / "python")
         upstream = f"http://127.0.0.1:{port}"
-        bench = Bench(procs, Options(duration=opts.duration), upstream, UpstreamTiming(), python)
+        options = Options(duration=opts.duration, connections=opts.connections)
+        bench = Bench(procs, options, upstream, UpstreamTiming(), python)
         for workload in opts.only.split(","):
             compare(bench, workload, variants, opts.rounds)
     finally:

@@ -52,7 +52,7 @@ def summarize(folded: Path, top: int) -> str:
     return "\n".join(lines)
 
 
-def record(workload: str, duration: float, output: Path) -> None:
+def record(workload: str, duration: float, output: Path, connections: int = 64) -> None:
     spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
     if spy is None:
         raise BenchError("py-spy is missing: .venv/bin/pip install py-spy")
@@ -62,7 +62,8 @@ def record(workload: str, duration: float, output: Path) -> None:
     try:
         _, port = start_nginx(procs, 0, UpstreamTiming(), 2048)
         python = str(ROOT / ".venv" / "bin" / "python")
-        bench = Bench(procs, Options(duration=duration), f"http://127.0.0.1:{port}", UpstreamTiming(), python)
+        options = Options(duration=duration, connections=connections)
+        bench = Bench(procs, options, f"http://127.0.0.1:{port}", UpstreamTiming(), python)
         with bench.service(prefix, workload) as svc:
             url = svc.url + path
             bench.wrk(url, script, args, threads=threads, duration=2)
@@ -82,12 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("workload", choices=sorted(WORKLOADS))
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--top", type=int, default=40)
+    p.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     opts = p.parse_args(argv)
     raise_open_files(8192)
     output = ROOT / "bench-results" / f"profile-{opts.workload}.txt"
     output.parent.mkdir(exist_ok=True)
     try:
-        record(opts.workload, opts.duration, output)
+        record(opts.workload, opts.duration, output, opts.connections)
     except BenchError as exc:
         print(f"bench_profile: {exc}", file=sys.stderr)
         return 2

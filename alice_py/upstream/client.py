@@ -38,7 +38,7 @@ from alice_py.upstream.errors import (
     UpstreamTimeoutError,
 )
 from alice_py.upstream.keypool import mask_key
-from alice_py.upstream.sse import Event, decode_events
+from alice_py.upstream.sse import Event, SSEDecoder
 from alice_py.upstream.transport import (
     CONNECTION_ERRORS,
     SessionTransport,
@@ -198,9 +198,13 @@ def _first_choice(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def _choice_text(endpoint: Endpoint, data: Mapping[str, Any], chat_field: str) -> str:
     """The first choice's ``<chat_field>.content`` (chat) or ``text`` (completion); ``""`` if none."""
-    choice = _first_choice(data)
-    if choice is None:
-        return ""
+    choices = data.get("choices")
+    # The usual case (once per streamed token) without a call: choice 0 comes first.
+    choice = choices[0] if type(choices) is list and choices else None
+    if type(choice) is not dict or choice.get("index", 0) != 0:
+        choice = _first_choice(data)
+        if choice is None:
+            return ""
     if endpoint == "chat":
         holder = choice.get(chat_field)
         content = holder.get("content") if isinstance(holder, dict) else None
@@ -223,11 +227,10 @@ def _read_events(events: list[Event], key: str) -> tuple[list[dict[str, Any]], b
     """The chunks of a burst of stream events; whether ``[DONE]`` was among them; the error
     sent instead of the next chunk, if one was."""
     batch: list[dict[str, Any]] = []
-    for event in events:
-        data = event.data
+    for data, name, _ in events:
         if data == DONE:
             return batch, True, None
-        if event.event == "error":
+        if name == "error":
             return batch, False, error_from_payload(data, key=key)
         if not data:
             continue
@@ -379,7 +382,11 @@ class OpenAIClient:
             with self._network_errors(key, streaming=True):
                 if response.content_type == "application/json":
                     raise _not_a_stream(await response.read(), key)
-                async for events in decode_events(response.iter_chunks()):
+                decoder = SSEDecoder()
+                async for chunk in response.iter_chunks():
+                    events = decoder.feed(chunk)
+                    if not events:
+                        continue
                     batch, done, error = _read_events(events, key)
                     if batch:
                         yield batch

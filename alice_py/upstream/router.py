@@ -141,7 +141,10 @@ class UpstreamRouter:
         endpoint = request.endpoint
         async with contextlib.aclosing(self.stream_batches(request)) as batches:
             async for batch in batches:
-                texts = [text for text in (chunk_text(endpoint, chunk) for chunk in batch) if text]
+                texts: list[str] = []
+                for chunk in batch:
+                    if text := chunk_text(endpoint, chunk):
+                        texts.append(text)
                 if texts:
                     yield texts
 

@@ -83,9 +83,9 @@ class _AiohttpResponse:
     async def read(self) -> bytes:
         return await self._response.read()
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self._response.content.iter_any():
-            yield chunk
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        # aiohttp's own iterator, not a generator around it: one layer less per streamed chunk.
+        return self._response.content.iter_any()
 
     def release(self) -> None:
         self._response.release()
