@@ -28,8 +28,13 @@ def new_id() -> str:
     return _conversation_ids().random(length=CONVERSATION_ID_LENGTH)
 
 
+MESSAGE_ID_LENGTH = 22
+_message_ids = shortuuid.ShortUUID()
+
+
 def new_message_id() -> str:
-    return shortuuid.uuid()
+    # The length given: shortuuid would work it out again (a logarithm) for every id.
+    return _message_ids.uuid(pad_length=MESSAGE_ID_LENGTH)
 
 
 def is_conversation_id(value: str) -> bool:

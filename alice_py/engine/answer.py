@@ -76,11 +76,11 @@ async def _close(iterator: AsyncIterator[list[str]]) -> None:
 class Answer:
     __slots__ = (
         "_gen",
+        "_message_id",
         "_pending",
         "_request",
         "_result",
         "conversation_id",
-        "message_id",
         "parent_id",
         "streaming",
     )
@@ -92,15 +92,14 @@ class Answer:
         *,
         streaming: bool,
         conversation_id: str | None,
-        message_id: str,
+        message_id: str | Callable[[], str],
         parent_id: str | None,
         commit: Commit | None = None,
         release: Release | None = None,
     ) -> None:
         self.conversation_id = conversation_id
         """``None`` for one-off answers (quickAnswer, summary, stateless dialects)."""
-        self.message_id = message_id
-        """The id the answer's message has (or will have once committed)."""
+        self._message_id = message_id
         self.parent_id = parent_id
         """The id of the question's message: node-chatgpt-api's ``parentMessageId`` of the reply."""
         self.streaming = streaming
@@ -112,6 +111,14 @@ class Answer:
         # The generator gets no reference to ``self``: without a cycle, an answer dropped
         # half-read is finalized (and its lock released) at once, not at the next gc run.
         self._gen = _run(upstream, request, streaming, commit, release, self._result)
+
+    @property
+    def message_id(self) -> str:
+        """The id the answer's message has (or will have once committed). Given as a function,
+        it is drawn the first time it is asked for: most one-off answers never show one."""
+        if not isinstance(self._message_id, str):
+            self._message_id = self._message_id()
+        return self._message_id
 
     @property
     def request(self) -> UpstreamRequest:

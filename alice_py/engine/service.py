@@ -296,7 +296,7 @@ class ConversationService:
             request,
             streaming=stream,
             conversation_id=None,
-            message_id=self._new_message_id(),
+            message_id=self._new_message_id,
             parent_id=None,
         ).start()
 
