@@ -21,7 +21,6 @@ from alice_py.config import DEMO_KEY, Config
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
 from alice_py.engine.service import ConversationService
-from alice_py.fake.upstream import start_fake_upstream
 from alice_py.persistence import PersistentMemoryStore, persistence_ctx
 from alice_py.upstream.client import OpenAIClient
 from alice_py.upstream.keypool import KeyPool
@@ -40,6 +39,9 @@ async def demo_upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.UPSTREAM_BASE_URL] = cfg.upstream.base_url
         yield
         return
+    # Imported here: only --demo runs the fake upstream; a real service never loads it.
+    from alice_py.fake.upstream import start_fake_upstream
+
     fake = await start_fake_upstream()
     app[keys.UPSTREAM_BASE_URL] = fake.url
     log.info("answers come from the built-in demo model at %s (no API key, no network)", fake.url)

@@ -14,11 +14,18 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from alice_py.chat.client import AUTH_MODES, KINDS, AliceClient, Credentials, Fatal
-from alice_py.chat.session import ChatSession, Console
-from alice_py.chat.terminal import LineReader, Portal, converse, ctrl_c_stops, history_path
+if TYPE_CHECKING:
+    from alice_py.chat.client import AliceClient, Credentials
+
+# The client, the session and the terminal are imported by ``run_chat`` only: every
+# ``alice-py`` command builds this parser, and a serving process has no use for them.
+
+AuthMode = Literal["simple", "normal", "none"]
+ConvKind = Literal["turbo", "gpt4", "gpt3"]
+AUTH_MODES: tuple[AuthMode, ...] = ("simple", "normal", "none")
+KINDS: tuple[ConvKind, ...] = ("turbo", "gpt4", "gpt3")
 
 DEFAULT_URL = "http://127.0.0.1:7777"
 
@@ -61,6 +68,10 @@ def add_chat_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_chat(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    from alice_py.chat.client import Credentials, Fatal
+    from alice_py.chat.session import ChatSession, Console
+    from alice_py.chat.terminal import LineReader, Portal, converse, ctrl_c_stops, history_path
+
     env = os.environ if environ is None else environ
     interactive = sys.stdin.isatty()
     console = Console(sys.stdout, sys.stderr, chatty=interactive)
@@ -96,4 +107,6 @@ def run_chat(args: argparse.Namespace, environ: Mapping[str, str] | None = None)
 
 
 async def _open(url: str, credentials: Credentials) -> AliceClient:
+    from alice_py.chat.client import AliceClient
+
     return AliceClient.open(url, credentials)

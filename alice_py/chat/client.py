@@ -14,17 +14,12 @@ import socket
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Literal
 
 import aiohttp
 import orjson
 
+from alice_py.chat import AuthMode, ConvKind
 from alice_py.upstream.sse import iter_events
-
-AuthMode = Literal["simple", "normal", "none"]
-ConvKind = Literal["turbo", "gpt4", "gpt3"]
-AUTH_MODES: tuple[AuthMode, ...] = ("simple", "normal", "none")
-KINDS: tuple[ConvKind, ...] = ("turbo", "gpt4", "gpt3")
 
 PREFIX = "/chatgpt"
 DONE = "[DONE]"

@@ -13,7 +13,8 @@ import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TextIO, TypeVar
 
-from alice_py.chat.client import AliceClient, ChatError, ConvKind, Fatal, ServerError
+from alice_py.chat import ConvKind
+from alice_py.chat.client import AliceClient, ChatError, Fatal, ServerError
 
 T = TypeVar("T")
 

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from alice_py.db.models import Base
@@ -24,8 +23,14 @@ def stamp(clock: Clock) -> datetime:
 
 def insert_for(dialect: Dialect, model: type[Base]) -> Any:
     """An INSERT that knows ON CONFLICT, for the two backends we support."""
+    # Imported here: each dialect's package is already loaded by its driver, and the
+    # PostgreSQL one costs a SQLite service 2 MiB for nothing (docs/performance.md, W4).
     if dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(model)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(model)
 
 
