@@ -29,7 +29,7 @@ from alice_py.errors import AliceError
 from alice_py.upstream.types import Endpoint, UpstreamRequest
 from alice_py.web.errors import INTERNAL_ERROR
 from alice_py.web.ratelimit import rate_limited
-from alice_py.web.sse import SSE_HEADERS
+from alice_py.web.sse import SSE_HEADERS, AnswerStream
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ async def stream_chunks(request: web.Request, batches: Batches) -> web.StreamRes
     request is closed however this ends."""
     try:
         first = await anext(batches, None)
-        response = web.StreamResponse(headers=SSE_HEADERS)
+        response = AnswerStream(headers=SSE_HEADERS)
         await response.prepare(request)
         try:
             end = DONE

@@ -42,6 +42,19 @@ SSE_HEADERS: Mapping[str, str] = MappingProxyType(
 )
 
 
+class AnswerStream(web.StreamResponse):
+    """A stream response whose headers go out with its first bytes, in the same write.
+
+    aiohttp sends a ``StreamResponse``'s headers on their own at ``prepare()`` (a plain
+    ``Response`` keeps them for its body: ``_send_headers_immediately = False``). Every stream
+    here is prepared just before its first piece is written, so waiting costs nothing and saves
+    one ``send`` per answer. (A private switch of aiohttp's: were it gone, the headers would
+    simply go out at ``prepare()`` again.)
+    """
+
+    _send_headers_immediately = False
+
+
 class Pieces(Protocol):
     """An answer being produced (``engine.Answer``)."""
 
@@ -114,7 +127,7 @@ async def stream_answer(
     """
     try:
         first = await answer.next_batch()
-        response = web.StreamResponse(headers=fmt.headers)
+        response = AnswerStream(headers=fmt.headers)
         await response.prepare(request)
         try:
             if first is not None:
