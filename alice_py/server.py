@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import ipaddress
 import logging
 import signal
@@ -43,6 +44,13 @@ CANCEL_GRACE = 5.0
 CLOSE_TIMEOUT = 5.0
 """aiohttp's own wait for connections at cleanup; nothing is in progress by then."""
 KEEPALIVE_TIMEOUT = 75.0
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The cycle collector's thresholds once serving (Python's defaults: 700, 10, 10).
+
+A service allocates a great many short-lived objects per request and makes few reference
+cycles, while every collection walks the live conversations again: with the defaults, W3
+spent over a tenth of its CPU in the collector (docs/performance.md). Cycles are still
+collected, just in larger, rarer batches."""
 
 
 def is_loopback(host: str) -> bool:
@@ -168,6 +176,7 @@ async def run(app: web.Application, cfg: Config) -> None:
         await runner.setup()
         # A deep accept queue: thousands of clients connecting at once must not be dropped by the kernel.
         await web.TCPSite(runner, cfg.server.host, cfg.server.port, backlog=4096).start()
+        tune_collector()
         await signals.stop.wait()
         for site in list(runner.sites):
             await site.stop()
@@ -178,6 +187,14 @@ async def run(app: web.Application, cfg: Config) -> None:
         # Signals stay ours until the end: another one must not interrupt the saving.
         await runner.cleanup()
         signals.remove(loop)
+
+
+def tune_collector() -> None:
+    """Once started: what exists now (modules, the app, the conversations loaded) lives as long
+    as the process, so it leaves the collector's sight (``gc.freeze``), and collections get rarer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def serve(cfg: Config) -> int:
