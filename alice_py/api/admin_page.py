@@ -54,7 +54,6 @@ from alice_py.web.pages import (
 log = logging.getLogger(__name__)
 
 PAGE, LOGIN, LOGOUT, STATUS = "/admin", "/admin/login", "/admin/logout", "/admin/status.json"
-SESSION_PATHS = frozenset({PAGE, LOGIN, LOGOUT, STATUS})
 COOKIE_NAME = "alice_admin"
 SESSION_MAX_AGE = 12 * 3600
 SECRET_FILE = "admin_session.key"
@@ -140,12 +139,17 @@ async def admin_session_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-@web.middleware
-async def admin_session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    storage = request.app.get(keys.ADMIN_SESSIONS)
-    if storage is None or request.path not in SESSION_PATHS:
-        return await handler(request)
-    return await session_middleware(storage)(request, handler)
+def with_session(handler: Handler) -> Handler:
+    """``handler`` with the admin session (aiohttp-session's middleware, run for this route
+    only: a middleware of the app would cost every API request a step)."""
+
+    async def in_session(request: web.Request) -> web.StreamResponse:
+        storage = request.app.get(keys.ADMIN_SESSIONS)
+        if storage is None:
+            return await handler(request)
+        return await session_middleware(storage)(request, handler)
+
+    return in_session
 
 
 # --- handlers -------------------------------------------------------------------------------------
@@ -307,12 +311,11 @@ def add_routes(app: web.Application) -> None:
     if keys.ADMIN_FAILURES not in app:
         app[keys.ADMIN_FAILURES] = FailureLimiter()
     app.cleanup_ctx.append(admin_session_ctx)
-    app.middlewares.append(admin_session_middleware)
     routes = [
-        app.router.add_get(PAGE, admin_page, allow_head=False),
-        app.router.add_post(LOGIN, login),
-        app.router.add_post(LOGOUT, logout),
-        app.router.add_get(STATUS, status_json, allow_head=False),
+        app.router.add_get(PAGE, with_session(admin_page), allow_head=False),
+        app.router.add_post(LOGIN, with_session(login)),
+        app.router.add_post(LOGOUT, with_session(logout)),
+        app.router.add_get(STATUS, with_session(status_json), allow_head=False),
     ]
     for route in routes:
         app[keys.AUTH_TABLE].exempt(route)
