@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 from collections.abc import AsyncIterator, Sequence
 
@@ -28,6 +29,7 @@ import uvloop
 from aiohttp import web
 
 MODEL = "gpt-4o-mini"
+GC_THRESHOLDS = (50_000, 20, 100)
 UPSTREAM_HEADERS = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -127,6 +129,11 @@ async def serve(app: web.Application, port: int) -> None:
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+        # The collector settings alice_py's server uses (server.tune_collector): configuration of
+        # the stack, not application code, so the floor has them too.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         await stop.wait()
     finally:
         await runner.cleanup()
