@@ -18,7 +18,7 @@ from aiohttp import web
 from alice_py import keys
 from alice_py.api import admin_keys, admin_page, alice, health, node, openai, pages, relay, sendmessage
 from alice_py.config import DEMO_KEY, Config
-from alice_py.db.engine import create_engine, upgrade, upgrade_apart
+from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
 from alice_py.engine.service import ConversationService
 from alice_py.persistence import PersistentMemoryStore, persistence_ctx
@@ -30,9 +30,6 @@ from alice_py.web import middlewares
 log = logging.getLogger(__name__)
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
-
-MIGRATE_APART = web.AppKey("migrate_apart", bool)
-"""Whether a database that needs migrating is migrated by a child process (``serve`` does)."""
 
 
 async def demo_upstream_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -68,10 +65,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     # Migrate through the app's own engine: for an in-memory SQLite URL a second engine
     # would be a different database.
     try:
-        if app[MIGRATE_APART]:
-            await upgrade_apart(engine, cfg.database.url)
-        else:
-            await upgrade(engine)
+        await upgrade(engine)
         app[keys.DB_ENGINE] = engine
         app[keys.SHARES] = ShareRepository(engine)
         yield
@@ -111,12 +105,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-def create_app(cfg: Config, *, migrate_apart: bool = False) -> web.Application:
-    """``migrate_apart``: see ``db.engine.upgrade_apart``; off for apps made in tests, whose
-    every new database would otherwise start a process."""
+def create_app(cfg: Config) -> web.Application:
     app = web.Application(client_max_size=cfg.server.max_body)
     app[keys.CONFIG] = cfg
-    app[MIGRATE_APART] = migrate_apart
     app[keys.STARTED_AT] = time.time()
     contexts: list[CleanupCtx] = [
         demo_upstream_ctx,

@@ -208,7 +208,7 @@ def serve(cfg: Config) -> int:
         )
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(run(create_app(cfg, migrate_apart=True), cfg))
+            runner.run(run(create_app(cfg), cfg))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(f"port {cfg.server.port} on {cfg.server.host} is already in use") from None

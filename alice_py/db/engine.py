@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import importlib
 import inspect
-import os
 import re
 import sqlite3
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -261,7 +259,7 @@ async def _at_head(connection: AsyncConnection) -> bool:
     return [row[0] for row in rows] == [head]
 
 
-async def _connect(engine: AsyncEngine) -> AsyncConnection:
+async def _upgrade_engine(engine: AsyncEngine, revision: str) -> None:
     connection = engine.connect()
     try:
         await connection.start()
@@ -269,86 +267,12 @@ async def _connect(engine: AsyncEngine) -> AsyncConnection:
         raise ConfigError(
             f"cannot open the database {mask_url(engine.url)!r}: {describe_error(exc, engine.url)}"
         ) from None
-    return connection
-
-
-async def _upgrade_engine(engine: AsyncEngine, revision: str) -> None:
-    connection = await _connect(engine)
     try:
         if revision == "head" and await _at_head(connection):
             return
         await _migrate(connection, revision)
     finally:
         await connection.close()
-
-
-async def upgrade_apart(engine: AsyncEngine, url: str) -> None:
-    """``upgrade(engine)`` for the long-running service: a database that needs migrating is
-    migrated by a child ``alice-py db upgrade``, so that Alembic, mako and SQLAlchemy's other
-    dialects (about 11 MiB, kept for good once imported: docs/performance.md, W4) never enter
-    the service. ``url`` is the configured URL (its query may hold PostgreSQL settings that
-    ``engine.url`` no longer has). A database only this engine can see (in-memory SQLite), or
-    no way to start the child, and the migration runs here as ``upgrade`` does.
-    """
-    if is_memory_sqlite(engine.url) or engine.url.query.get("uri") == "true":
-        await upgrade(engine)
-        return
-    connection = await _connect(engine)
-    try:
-        if await _at_head(connection):
-            return
-    finally:
-        await connection.close()
-    try:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "alice_py",
-            "db",
-            "upgrade",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=_child_environment(url),
-            # Its own session: a Ctrl-C in the terminal is the service's to handle (it finishes
-            # starting, then stops), as it was when the migration ran in the service itself.
-            start_new_session=True,
-        )
-    except OSError:
-        await upgrade(engine)
-        return
-    await _wait_for_migration(child, url)
-
-
-def _child_environment(url: str) -> dict[str, str]:
-    # The URL goes in the environment, not on the command line: `ps` shows argv to everyone.
-    env = dict(os.environ, ALICE_DATABASE_URL=url)
-    # The same alice_py as this process, however it was found (an install, a checkout, a path).
-    package_root = str(Path(alice_py.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    return env
-
-
-async def _wait_for_migration(child: asyncio.subprocess.Process, url: str) -> None:
-    try:
-        _, stderr = await child.communicate()
-    except asyncio.CancelledError:
-        child.kill()  # the migration is one transaction: nothing is left half done
-        await child.wait()
-        raise
-    lines = stderr.decode(errors="replace").splitlines()
-    error = "alice-py: "
-    if child.returncode == 0:
-        for line in lines:  # warnings, if any: the service's log shows them as before
-            print(line, file=sys.stderr)
-        return
-    if child.returncode == 2 and lines and lines[-1].startswith(error):
-        raise ConfigError(lines[-1].removeprefix(error))
-    detail = f": {lines[-1]}" if lines else ""
-    raise ConfigError(
-        f"cannot upgrade the database {mask_url(url)!r}: `alice-py db upgrade` exited with "
-        f"status {child.returncode}{detail}"
-    )
 
 
 async def _migrate(connection: AsyncConnection, revision: str) -> None:

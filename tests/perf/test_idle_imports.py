@@ -5,22 +5,16 @@ Two views of the real ``alice-py serve`` process:
 - ``/proc/<pid>/maps`` of the running server: the shared objects of extension modules
   (cryptography's, for the admin page's cookie storage) are there only when needed;
 - ``sys.modules`` of a process that runs ``alice_py.cli.main`` exactly as the command does,
-  read once ``/healthz`` answers: no terminal client, no demo model, no PostgreSQL dialect
-  for a SQLite database, and no Alembic, even at a first start (a child process migrates).
+  read once ``/healthz`` answers: no terminal client, no demo model, no Alembic at a restart,
+  no PostgreSQL dialect for a SQLite database.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
-import pytest
-
-from alice_py.db.engine import head_revision
-from tests.db.conftest import PG_DSN, postgres_schema
 from tests.support import clean_env, free_port, run_cli, running_server
 
 CRYPTOGRAPHY_SO = "cryptography/hazmat/bindings/_rust"
@@ -103,41 +97,6 @@ def mapped_files(pid: int) -> str:
 def test_a_restarted_service_has_loaded_none_of_the_optional_modules(tmp_path: Path) -> None:
     modules = modules_of_serve(tmp_path, "--db", migrated_db(tmp_path))
     assert [name for name in NOT_WHEN_SERVING if loaded(modules, name)] == []
-
-
-def test_a_first_start_is_migrated_without_alembic_in_the_service(tmp_path: Path) -> None:
-    modules = modules_of_serve(tmp_path, "--db", db_url(tmp_path))
-    assert [name for name in NOT_WHEN_SERVING if loaded(modules, name)] == []
-    with sqlite3.connect(tmp_path / "alice.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
-
-
-def test_a_database_from_a_newer_version_is_refused_at_start_in_one_line(tmp_path: Path) -> None:
-    url = migrated_db(tmp_path)
-    with sqlite3.connect(tmp_path / "alice.db") as db:
-        db.execute("UPDATE alembic_version SET version_num = '0099'")
-    result = run_cli(["serve", "--db", url], cwd=tmp_path, env=clean_env(OPENAI_API_KEY="sk-test"))
-    assert result.returncode == 2
-    assert result.stderr.count("alice-py: ") == 1
-    assert f"alice-py: cannot upgrade the database '{url}' to revision head: " in result.stderr
-    assert "(was the database made by a newer alice-py?)" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-@pytest.mark.postgres
-async def test_a_first_start_on_postgresql_migrates_the_configured_schema(tmp_path: Path) -> None:
-    # The URL's search_path is a server setting that the service's engine keeps out of its
-    # URL: the migrating process must get the URL as configured.
-    async with postgres_schema() as url:
-        with running_server(["--db", url], cwd=tmp_path, env=clean_env(OPENAI_API_KEY="sk-test")):
-            pass
-        schema = url.rpartition("search_path=")[2]
-        admin = await asyncpg.connect(PG_DSN, timeout=5)
-        try:
-            version = await admin.fetchval(f'SELECT version_num FROM "{schema}".alembic_version')
-        finally:
-            await admin.close()
-    assert version == head_revision()
 
 
 def test_the_demo_model_is_loaded_with_demo(tmp_path: Path) -> None:
