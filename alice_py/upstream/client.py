@@ -1,7 +1,7 @@
 """An OpenAI-compatible HTTP client: chat and text completions, streaming and not.
 
 One client per upstream, sending through the app's pooled ``aiohttp.ClientSession``
-(keep-alive connections, optional proxy: ``upstream.transport``). The key is an argument
+(keep-alive connections, DNS cache, TLS, the optional HTTP proxy). The key is an argument
 of each call (the router picks it from the key pool).
 
 Timeouts:
@@ -39,16 +39,12 @@ from alice_py.upstream.errors import (
 )
 from alice_py.upstream.keypool import mask_key
 from alice_py.upstream.sse import Event, SSEDecoder
-from alice_py.upstream.transport import (
-    CONNECTION_ERRORS,
-    SessionTransport,
-    Transport,
-    UpstreamResponse,
-    is_connect_timeout,
-)
 from alice_py.upstream.types import Endpoint, UpstreamRequest
 
 DONE = "[DONE]"
+USER_AGENT = "alice-py/0.1"
+JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
 
 _KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_\-]{12,}")
 """Something that looks like an OpenAI key, in case an upstream echoes a key we did not send."""
@@ -243,6 +239,14 @@ def _read_events(events: list[Event], key: str) -> tuple[list[dict[str, Any]], b
 
 # ---- the client -----------------------------------------------------------------------------------
 
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError,)
+"""What the session raises when the connection fails (besides ``TimeoutError``)."""
+
+
+def is_connect_timeout(exc: TimeoutError) -> bool:
+    return isinstance(exc, aiohttp.ConnectionTimeoutError)
+
+
 
 class _NetworkErrors:
     """``with client._network_errors(key, streaming=...)``: a class, not ``@contextmanager``,
@@ -272,8 +276,8 @@ class _NetworkErrors:
 class OpenAIClient:
     """Calls one OpenAI-compatible API at ``base_url`` (e.g. ``https://api.openai.com/v1``).
 
-    Requests go through ``session`` (the app's aiohttp session), via ``proxy`` when one is
-    configured. ``close()`` releases what the transport holds (the session is the app's).
+    Requests go through ``session`` (the app's aiohttp session, which the app closes), via
+    ``proxy`` when one is configured.
     """
 
     def __init__(
@@ -292,18 +296,22 @@ class OpenAIClient:
             "completion": URL(f"{base}/completions"),
         }
         self._models_url = URL(f"{base}/models")
+        self._session = session
+        self._proxy = proxy or None
         self._connect_timeout = connect_timeout
         self._timeout = timeout
-        self._transport: Transport
-        self._transport = SessionTransport(
-            session, proxy or None, connect_timeout=connect_timeout, timeout=timeout
+        self._call_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=timeout
         )
+        json_headers = {"Content-Type": JSON, "Accept": JSON, "User-Agent": USER_AGENT}
+        self._headers = {False: json_headers, True: {**json_headers, "Accept": EVENT_STREAM}}
 
     def __repr__(self) -> str:
         return f"<OpenAIClient {self.base_url}>"
 
     def close(self) -> None:
-        self._transport.close()
+        """Nothing to release: the session belongs to the app, which closes it."""
 
     def timeout_error(self, exc: TimeoutError, streaming: bool) -> UpstreamTimeoutError:
         if is_connect_timeout(exc):
@@ -319,10 +327,15 @@ class OpenAIClient:
 
     async def _send(
         self, method: str, url: URL, key: str, body: bytes | None, *, streaming: bool
-    ) -> UpstreamResponse:
-        """The response, once its status is known to be a success; else the mapped error."""
+    ) -> aiohttp.ClientResponse:
+        """The response, once its status is known to be a success; else the mapped error.
+        (Straight on the session: each layer here is paid on every call.)"""
+        headers = {**self._headers[streaming], "Authorization": f"Bearer {key}"}
+        timeout = self._stream_timeout if streaming else self._call_timeout
         with self._network_errors(key, streaming=streaming):
-            response = await self._transport.send(method, url, key, body, streaming=streaming)
+            response = await self._session.request(
+                method, url, data=body, headers=headers, proxy=self._proxy, timeout=timeout
+            )
             if response.status < 400:
                 return response
             try:
@@ -383,7 +396,7 @@ class OpenAIClient:
                 if response.content_type == "application/json":
                     raise _not_a_stream(await response.read(), key)
                 decoder = SSEDecoder()
-                async for chunk in response.iter_chunks():
+                async for chunk in response.content.iter_any():
                     events = decoder.feed(chunk)
                     if not events:
                         continue
