@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from alice_py.upstream.router import UpstreamRouter
     from alice_py.web.auth import AuthTable, ReplayGuard
     from alice_py.web.errors import ErrorFormatters
+    from alice_py.web.middlewares import CorsHeaders
     from alice_py.web.ratelimit import RateLimiter
 
 CONFIG = web.AppKey("config", Config)
@@ -38,6 +39,7 @@ SERVICE: web.AppKey[ConversationService] = web.AppKey("service")
 ERROR_FORMATTERS: web.AppKey[ErrorFormatters] = web.AppKey("error_formatters")
 """Each dialect registers its error format for its path prefix (``web.errors``)."""
 AUTH_TABLE: web.AppKey[AuthTable] = web.AppKey("auth_table")
+CORS: web.AppKey[CorsHeaders] = web.AppKey("cors")
 """Each dialect protects its path prefix with its guard (``web.auth``)."""
 REPLAY_GUARD: web.AppKey[ReplayGuard] = web.AppKey("replay_guard")
 """The uuids normal auth has seen."""

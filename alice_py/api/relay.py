@@ -103,30 +103,9 @@ def relay_error(request: web.Request, error: AliceError) -> web.Response:
     return web.Response(status=error.status, body=error_lines(error.message), headers=dict(NDJSON_HEADERS))
 
 
-class CredentialedCors:
-    """``on_response_prepare`` hook for ``/chat``: the caller's origin echoed with credentials
-    allowed (browsers refuse ``*`` for a credentialed fetch), when the origin is allowed."""
-
-    def __init__(self, origins: tuple[str, ...]) -> None:
-        self.any_origin = "*" in origins
-        self.origins = frozenset(origin.rstrip("/") for origin in origins if origin != "*")
-
-    async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
-        if request.path != PATH:
-            return
-        origin = request.headers.get("Origin", "")
-        headers = response.headers
-        vary = headers.get("Vary", "")
-        if "origin" not in vary.lower():
-            headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
-        if origin and (self.any_origin or origin in self.origins):
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Access-Control-Allow-Credentials"] = "true"
-
-
 def add_routes(app: web.Application) -> None:
     cfg = app[keys.CONFIG]
     app.router.add_post(PATH, chat)
     app[keys.AUTH_TABLE].protect(PATH, RelayKeyGuard(cfg))
     app[keys.ERROR_FORMATTERS].register(PATH, relay_error)
-    app.on_response_prepare.append(CredentialedCors(cfg.server.cors_origins))
+    app[keys.CORS].credentialed(PATH)

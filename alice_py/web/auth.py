@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from aiohttp.web_urldispatcher import AbstractRoute
 
 from alice_py import keys
@@ -172,11 +171,11 @@ class AuthTable:
         return self._guards[best] if best else None
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def check_credentials(request: web.Request) -> None:
+    """Raise ``AuthFailed`` unless the request passes its route's guard. (Run by the API
+    middleware, ``web.middlewares``, after preflights and inside the error handling.)"""
     # Unknown paths and methods answer 404/405 as usual: nothing there to protect.
     if request.match_info.http_exception is None:
         guard = request.app[keys.AUTH_TABLE].guard_for(request)
         if guard is not None:
             await guard(request)
-    return await handler(request)

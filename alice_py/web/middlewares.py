@@ -1,14 +1,17 @@
 """The request pipeline shared by every dialect: errors, CORS, auth.
 
-``install(app)`` puts it in place (called once by ``create_app``)::
+``install(app)`` puts it in place (called once by ``create_app``). One middleware,
+``api_middleware``, runs three steps in this order (one layer, not three: every
+request pays for each layer, see docs/performance.md)::
 
     errors  ─►  preflight  ─►  auth  ─►  handler (rate-limited ones count a model call)
 
-- ``error_middleware`` turns a raised ``AliceError`` into the response of the
-  dialect that owns the path (``web.errors``), turns aiohttp's 413 into a clear
-  message, passes other aiohttp HTTP exceptions through, and answers anything
-  unexpected with a short 500 (traceback in the log, never in the body).
-- ``preflight_middleware`` answers ``OPTIONS`` on every route, before auth.
+- errors: a raised ``AliceError`` becomes the response of the dialect that owns the
+  path (``web.errors``), aiohttp's 413 a clear message; other aiohttp HTTP exceptions
+  pass through, and anything unexpected gets a short 500 (traceback in the log,
+  never in the body).
+- preflight: ``OPTIONS`` on every existing route is answered before auth.
+- auth: the route's guard (``web.auth``).
 - ``CorsHeaders`` adds ``Access-Control-*`` to every response as it is prepared,
   which is the only moment that also works for streamed answers (SSE, NDJSON)
   and for the 404/405 answers aiohttp makes itself.
@@ -22,10 +25,11 @@ from collections.abc import Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
 
 from alice_py import keys
 from alice_py.errors import AliceError, BadRequest, PayloadTooLarge
-from alice_py.web.auth import AuthTable, MemoryReplayGuard, auth_middleware
+from alice_py.web.auth import AuthTable, MemoryReplayGuard, check_credentials
 from alice_py.web.errors import INTERNAL_ERROR, ErrorFormatters, plain_text_error, render_error
 from alice_py.web.ratelimit import SlidingWindowLimiter
 
@@ -40,8 +44,12 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        missing = isinstance(request.match_info.http_exception, web.HTTPNotFound)
+        if request.method == "OPTIONS" and not missing:
+            return preflight(request)
+        await check_credentials(request)
         return await handler(request)
     except AliceError as exc:
         return render_error(request, exc)
@@ -71,12 +79,8 @@ def _allow_headers(request: web.Request) -> str:
     return ", ".join(wanted)
 
 
-@web.middleware
-async def preflight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Any ``OPTIONS`` on an existing path: 204 with what browsers may send (no auth needed)."""
-    matched = request.match_info.http_exception
-    if request.method != "OPTIONS" or isinstance(matched, web.HTTPNotFound):
-        return await handler(request)
+def preflight(request: web.Request) -> web.Response:
+    """``OPTIONS`` on an existing path: 204 with what browsers may send (no auth needed)."""
     return web.Response(
         status=204,
         headers={
@@ -93,24 +97,38 @@ class CorsHeaders:
     ``*`` lets any page read the answers (no credentials: browsers forbid them with
     ``*``). Otherwise a listed origin is echoed back with credentials allowed, others
     get no ``Access-Control-Allow-Origin``, and ``Vary: Origin`` keeps caches honest.
+    A path registered with ``credentialed`` (``/chat``, whose clients fetch with
+    credentials) always echoes an allowed origin, ``*`` included. (One hook for all:
+    each hook is a step on every response.)
     """
 
     def __init__(self, origins: Sequence[str]) -> None:
         self.any_origin = "*" in origins
         self.origins = frozenset(origin.rstrip("/") for origin in origins if origin != "*")
+        self._credentialed: set[str] = set()
+
+    def credentialed(self, path: str) -> None:
+        self._credentialed.add(path)
 
     async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
         if "Access-Control-Allow-Origin" in headers:
             return  # a dialect decided on its own
-        if self.any_origin:
+        if self._credentialed and request.path in self._credentialed:
+            if self.any_origin:
+                headers.extend(ANY_ORIGIN)  # for a caller that sends no Origin
+            self._echo_origin(request, headers, self.any_origin)
+        elif self.any_origin:
             headers.extend(ANY_ORIGIN)  # the common case, on every response: nothing to look up
-            return
+        else:
+            self._echo_origin(request, headers, False)
+
+    def _echo_origin(self, request: web.Request, headers: CIMultiDict[str], any_origin: bool) -> None:
         vary = headers.get("Vary", "")
         if "origin" not in vary.lower():
             headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
         origin = request.headers.get("Origin", "")
-        if origin not in self.origins:
+        if not origin or not (any_origin or origin in self.origins):
             return
         headers["Access-Control-Allow-Origin"] = origin
         headers["Access-Control-Allow-Credentials"] = "true"
@@ -124,5 +142,6 @@ def install(app: web.Application) -> None:
     app[keys.AUTH_TABLE] = AuthTable()
     app[keys.REPLAY_GUARD] = MemoryReplayGuard(retention=cfg.conversations.ttl)
     app[keys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute)
-    app.middlewares.extend([error_middleware, preflight_middleware, auth_middleware])
-    app.on_response_prepare.append(CorsHeaders(cfg.server.cors_origins))
+    app.middlewares.append(api_middleware)
+    app[keys.CORS] = CorsHeaders(cfg.server.cors_origins)
+    app.on_response_prepare.append(app[keys.CORS])
