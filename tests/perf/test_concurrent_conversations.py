@@ -1,6 +1,6 @@
 """W3-style load on the real service: many conversations at once, none loses or mixes up a turn.
 
-The service runs as its own process (``alice-py serve`` with uvloop, the lean upstream client
+The service runs as its own process (``alice-py serve`` with uvloop, aiohttp's client
 and the in-memory store), the fake upstream as another, and the test drives them from a third:
 ``CONVERSATIONS`` conversations of ``TURNS`` turns each, all at once, half of them streamed.
 Every question is distinct, and the fake model's answer repeats the question, so an answer
