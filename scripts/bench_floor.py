@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import bench_report as rep
@@ -45,7 +43,7 @@ from bench_infra import (
     start_nginx,
     wait_http,
 )
-from bench_run import QUICK, QUICK_STREAM_INTERVAL, meta
+from bench_run import QUICK, QUICK_STREAM_INTERVAL, meta, run_as_command
 from bench_upstream import UpstreamTiming
 from bench_wrk import WrkError, WrkResult
 
@@ -258,21 +256,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C even when started in the background
-    try:
-        return run(parse_args(argv))
-    except BenchError as exc:
-        print(f"bench_floor: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench_floor: interrupted; everything it started is stopped", file=sys.stderr)
-        return 130
+    args = parse_args(argv)
+    return run_as_command("bench_floor", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -119,11 +119,6 @@ def meta(opts: Options, names: list[str], started: float, load_before: list[floa
     }
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    print("bench: terminated; stopping everything it started", file=sys.stderr)
-    raise SystemExit(128 + signum)
-
-
 def run(args: argparse.Namespace) -> int:
     names = selected(args.only)
     opts = options(args)
@@ -157,20 +152,31 @@ def run(args: argparse.Namespace) -> int:
     return 0 if doc["all_passed"] else 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+def run_as_command(name: str, work: Callable[[], int]) -> int:
+    """``work()`` as a benchmark command: SIGTERM and Ctrl-C stop it (and, through the
+    ``finally`` blocks, everything it started); its errors are one line and status 2."""
+
+    def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+        print(f"{name}: terminated; stopping everything it started", file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     # a shell without job control starts background commands with SIGINT ignored; Ctrl-C and
     # `kill -INT` should stop the run (and what it started) however it was launched
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    args = parse_args(argv)
     try:
-        return run(args)
+        return work()
     except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
+        print(f"{name}: interrupted; everything it started is stopped", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_as_command("bench", lambda: run(args))
 
 
 if __name__ == "__main__":
