@@ -19,6 +19,7 @@ from typing import Any
 from alice_py.errors import ConfigError
 
 AUTH_MODES = ("none", "simple", "normal")
+REPLAY_POLICIES = ("strict", "original")
 STORE_BACKENDS = ("memory", "redis")
 DEFAULT_TOKEN = "alice"
 DEMO_KEY = "sk-demo-0000000000000000"
@@ -39,6 +40,7 @@ class ServerConfig:
 class AuthConfig:
     mode: str = "simple"
     token: str = DEFAULT_TOKEN
+    replay: str = "strict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,13 +278,27 @@ def build(layer: Layer) -> Config:
     cfg = Config().replace(**values)
     keys = cfg.upstream.keys + read_keys_file(Path(cfg.upstream.keys_file)) + extra
     cfg = cfg.replace(upstream={"keys": tuple(dict.fromkeys(keys))})
+    if demo_opens_auth(cfg, layer):
+        cfg = cfg.replace(auth={"mode": "none"})
     validate(cfg)
     return cfg
+
+
+def demo_opens_auth(cfg: Config, layer: Layer) -> bool:
+    """``--demo`` with no secret chosen anywhere runs with auth mode ``none``: the demo model has
+    no key to protect, and the playground (which is never served the secret) must answer its
+    first message. A mode, token or client key set in any layer keeps auth as configured."""
+    chosen = set(layer.get("auth", {})) & {"mode", "token"} or layer.get("openai", {}).get("client_keys")
+    return cfg.upstream.demo and not chosen
 
 
 def validate(cfg: Config) -> None:
     if cfg.auth.mode not in AUTH_MODES:
         raise ConfigError(f"auth mode must be one of {', '.join(AUTH_MODES)}, got {cfg.auth.mode!r}")
+    if cfg.auth.replay not in REPLAY_POLICIES:
+        raise ConfigError(
+            f"auth replay must be one of {', '.join(REPLAY_POLICIES)}, got {cfg.auth.replay!r}"
+        )
     if cfg.conversations.store not in STORE_BACKENDS:
         raise ConfigError(
             f"conversations store must be one of {', '.join(STORE_BACKENDS)}, "

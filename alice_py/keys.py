@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     from alice_py.store.base import ConversationStore
     from alice_py.upstream.keypool import KeyPool
     from alice_py.upstream.router import UpstreamRouter
-    from alice_py.web.auth import AuthTable, ReplayGuard
+    from alice_py.web.auth import AuthTable
     from alice_py.web.errors import ErrorFormatters
     from alice_py.web.middlewares import CorsHeaders
     from alice_py.web.ratelimit import RateLimiter
+    from alice_py.web.replay import ReplayGuard
 
 CONFIG = web.AppKey("config", Config)
 STARTED_AT = web.AppKey("started_at", float)

@@ -8,15 +8,9 @@ Alice's modes (``[auth] mode``):
   (1 to 50 characters, fresh per request) and ``token`` = lowercase hex
   ``sha256(secret + uuid)``. Each uuid is accepted once.
 
-Replays (``normal``): the protocol has no timestamp, so refusing every replay
-forever would need unbounded memory. Instead a uuid is remembered for a retention
-window (at least the conversation TTL) in a set of bounded size, and memory
-pressure never makes it forget one early: when the set is full, *new* uuids are
-refused with ``RateLimited`` (429 ``Server busy`` + ``Retry-After`` = when the
-oldest one expires) until room frees up. So within the window a replay always
-fails; only authenticated requests take room, so a client without the secret
-cannot fill it. ``ReplayGuard`` is a protocol so a Redis set (``SET uuid 1 NX EX
-window``) can share it across instances.
+Replays (``normal``) are refused through a ``ReplayGuard`` (``web.replay``; the policy is
+``[auth] replay``); a reused uuid gets a 401 that says so, and a warning (at most once a
+minute) names the setting for frontends that cannot make random uuids.
 
 The auth middleware protects path prefixes (``AuthTable.protect``) with a guard,
 except routes marked public (``AuthTable.exempt``) and ``OPTIONS`` preflights.
@@ -26,69 +20,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
 from alice_py import keys
 from alice_py.config import AuthConfig
-from alice_py.errors import AuthFailed, RateLimited
+from alice_py.errors import AuthFailed
+from alice_py.web.replay import Clock, Throttled
+
+log = logging.getLogger(__name__)
 
 Guard = Callable[[web.Request], Awaitable[None]]
 """Checks a request's credentials; raises ``AuthFailed`` (or ``RateLimited``) to refuse it."""
 
 MAX_UUID_LENGTH = 50
-REPLAY_CAPACITY = 500_000
-"""uuids remembered at most: about 300 bytes each, so 150 MB at worst, reached only by
-about 280 authenticated requests a second sustained over a 30-minute window."""
-
-
-class ReplayGuard(Protocol):
-    async def first_use(self, nonce: str) -> bool:
-        """Record ``nonce``; ``True`` the first time, ``False`` for a replay.
-        Raises ``RateLimited`` when it cannot remember one more."""
-        ...
-
-
-class MemoryReplayGuard:
-    """Seen nonces for ``retention`` seconds, at most ``capacity`` of them (one process).
-
-    Every nonce lives exactly ``retention`` seconds, so insertion order is expiry
-    order: a deque of ``(expiry, nonce)`` plus a set, expired from the left.
-    """
-
-    def __init__(
-        self, retention: float, capacity: int = REPLAY_CAPACITY, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if retention <= 0 or capacity <= 0:
-            raise ValueError("retention and capacity must be positive")
-        self.retention = retention
-        self.capacity = capacity
-        self._clock = clock
-        self._order: deque[tuple[float, str]] = deque()
-        self._seen: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def _expire(self, now: float) -> None:
-        while self._order and self._order[0][0] <= now:
-            self._seen.discard(self._order.popleft()[1])
-
-    async def first_use(self, nonce: str) -> bool:
-        now = self._clock()
-        self._expire(now)
-        if nonce in self._seen:
-            return False
-        if len(self._seen) >= self.capacity:
-            raise RateLimited(self._order[0][0] - now)
-        self._seen.add(nonce)
-        self._order.append((now + self.retention, nonce))
-        return True
+UUID_REUSED = "uuid already used: send a fresh random uuid with each request"
 
 
 def _bytes(value: str) -> bytes:
@@ -109,9 +59,11 @@ def secret_matches(given: str, expected: str) -> bool:
 class AliceAuth:
     """The guard of ``/chatgpt/*`` for the configured mode."""
 
-    def __init__(self, cfg: AuthConfig) -> None:
+    def __init__(self, cfg: AuthConfig, clock: Clock = time.monotonic) -> None:
         self.mode = cfg.mode
         self._secret = cfg.token
+        self._replay = cfg.replay
+        self._reuse_warning = Throttled(log, clock=clock)
 
     async def __call__(self, request: web.Request) -> None:
         if self.mode == "none":
@@ -128,7 +80,18 @@ class AliceAuth:
             raise AuthFailed()
         # Looked up per request: a shared (Redis) set may replace the in-memory one at startup.
         if not await request.app[keys.REPLAY_GUARD].first_use(nonce):
-            raise AuthFailed()
+            self._warn_reuse()
+            raise AuthFailed(UUID_REUSED)
+
+    def _warn_reuse(self) -> None:
+        # Mostly a frontend that follows the Alice README's example (a uuid from
+        # new Date().getMilliseconds()), not an attacker: say what to change.
+        self._reuse_warning.warning(
+            'normal auth: a client reuses uuids (refused with 401); each request needs a fresh random '
+            'uuid. [auth] replay = "%s"; "original" refuses a uuid only while it is among the last 50 '
+            "seen, as the Go service did",
+            self._replay,
+        )
 
 
 class AuthTable:

@@ -29,9 +29,10 @@ from multidict import CIMultiDict
 
 from alice_py import keys
 from alice_py.errors import AliceError, BadRequest, PayloadTooLarge
-from alice_py.web.auth import AuthTable, MemoryReplayGuard, check_credentials
+from alice_py.web.auth import AuthTable, check_credentials
 from alice_py.web.errors import INTERNAL_ERROR, ErrorFormatters, plain_text_error, render_error
 from alice_py.web.ratelimit import SlidingWindowLimiter
+from alice_py.web.replay import memory_replay_guard
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def install(app: web.Application) -> None:
     cfg = app[keys.CONFIG]
     app[keys.ERROR_FORMATTERS] = ErrorFormatters(plain_text_error)
     app[keys.AUTH_TABLE] = AuthTable()
-    app[keys.REPLAY_GUARD] = MemoryReplayGuard(retention=cfg.conversations.ttl)
+    app[keys.REPLAY_GUARD] = memory_replay_guard(cfg)
     app[keys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute)
     app.middlewares.append(api_middleware)
     app[keys.CORS] = CorsHeaders(cfg.server.cors_origins)

@@ -1,16 +1,18 @@
-"""Auth modes of /chatgpt/*: none, simple (shared secret), normal (sha256 of secret + uuid, no replays)."""
+"""Auth modes of /chatgpt/*: none, simple (shared secret), normal (sha256 of secret + uuid, no
+replays: ``[auth] replay`` strict or original)."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from alice_py import keys
-from alice_py.errors import RateLimited
-from alice_py.web.auth import MemoryReplayGuard
+from alice_py.web.auth import UUID_REUSED, AliceAuth
+from alice_py.web.replay import MemoryReplayGuard, memory_replay_guard
 from tests.alice.conftest import SECRET, MakeClient
 from tests.alice.helpers import normal_auth
 from tests.support import Clock
@@ -21,8 +23,16 @@ Client = TestClient[web.Request, web.Application]
 async def status_of(client: Client, headers: dict[str, str], path: str = "/chatgpt/create") -> int:
     response = await client.post(path, headers=headers)
     if response.status != 200:
-        assert (response.status, await response.text()) == (401, "Auth failed")
+        assert (response.status, await response.text()) in ((401, "Auth failed"), (401, UUID_REUSED))
     return response.status
+
+
+def reuse_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "a client reuses uuids" in r.getMessage()]
+
+
+def full_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "replay set is full" in r.getMessage()]
 
 
 async def test_none_lets_everything_through(make_client: MakeClient) -> None:
@@ -85,23 +95,93 @@ async def test_normal_rejects_bad_tokens_and_uuids(make_client: MakeClient) -> N
     assert await status_of(client, good) == 200
 
 
-async def test_a_full_replay_set_refuses_new_uuids_instead_of_forgetting(make_client: MakeClient) -> None:
+async def test_a_reused_uuid_gets_a_401_that_says_so(make_client: MakeClient) -> None:
+    client = await make_client(auth={"mode": "normal"})
+    headers = normal_auth(SECRET)
+    assert (await client.post("/chatgpt/create", headers=headers)).status == 200
+    response = await client.post("/chatgpt/create", headers=headers)
+    assert (response.status, await response.text()) == (
+        401,
+        "uuid already used: send a fresh random uuid with each request",
+    )
+    # A wrong token is still the plain refusal: nothing said about uuids to a client without the secret.
+    wrong = await client.post("/chatgpt/create", headers={"uuid": headers["uuid"], "token": "0" * 64})
+    assert (wrong.status, await wrong.text()) == (401, "Auth failed")
+
+
+async def test_reused_uuids_are_logged_at_most_once_a_minute_naming_the_setting(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+
+    def clocked_auth(app: web.Application) -> None:
+        app[keys.AUTH_TABLE].protect("/chatgpt", AliceAuth(app[keys.CONFIG].auth, clock=clock))
+
+    client = await make_client(setup=clocked_auth, auth={"mode": "normal"})
+    headers = normal_auth(SECRET)
+    assert await status_of(client, headers) == 200
+    for _ in range(5):
+        assert await status_of(client, headers) == 401
+    clock.advance(59)
+    assert await status_of(client, headers) == 401
+    lines = reuse_lines(caplog)
+    assert len(lines) == 1
+    assert '[auth] replay = "strict"' in lines[0] and '"original"' in lines[0]
+    assert SECRET not in caplog.text and headers["token"] not in caplog.text
+    clock.advance(1)
+    assert await status_of(client, headers) == 401
+    lines = reuse_lines(caplog)
+    assert len(lines) == 2
+    assert lines[1].endswith("(5 more since the last such line)")
+
+
+async def test_original_replay_refuses_a_uuid_only_among_the_last_50(make_client: MakeClient) -> None:
+    client = await make_client(auth={"mode": "normal", "replay": "original"})
+    first = normal_auth(SECRET)
+    assert await status_of(client, first) == 200
+    assert await status_of(client, first) == 401
+    for _ in range(49):
+        assert await status_of(client, normal_auth(SECRET)) == 200
+    assert await status_of(client, first) == 401  # 49 others since: still among the last 50
+    assert await status_of(client, normal_auth(SECRET)) == 200
+    assert await status_of(client, first) == 200  # pushed out by the 50th
+
+
+@pytest.mark.parametrize(("replay", "refused"), [("original", 0), ("strict", 60)])
+async def test_a_frontend_whose_uuids_come_back_after_60_requests(
+    make_client: MakeClient, replay: str, refused: int
+) -> None:
+    # As with the Alice README's uuid = new Date().getMilliseconds(): few values, so they recur.
+    client = await make_client(auth={"mode": "normal", "replay": replay})
+    statuses = [await status_of(client, normal_auth(SECRET, str(i % 60))) for i in range(120)]
+    assert statuses[:60] == [200] * 60
+    assert statuses[60:].count(401) == refused
+
+
+async def test_a_full_strict_set_forgets_the_oldest_and_logs_it_folded(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
     clock = Clock()
 
     def small_set(app: web.Application) -> None:
-        app[keys.REPLAY_GUARD] = MemoryReplayGuard(retention=100, capacity=2, clock=clock)
+        app[keys.REPLAY_GUARD] = memory_replay_guard(app[keys.CONFIG], capacity=2, clock=clock)
 
     client = await make_client(setup=small_set, auth={"mode": "normal"})
-    first, second = normal_auth(SECRET), normal_auth(SECRET)
+    first, second, third = normal_auth(SECRET), normal_auth(SECRET), normal_auth(SECRET)
     assert await status_of(client, first) == 200
-    clock.advance(10)
     assert await status_of(client, second) == 200
-    response = await client.post("/chatgpt/create", headers=normal_auth(SECRET))
-    assert (response.status, await response.text()) == (429, "Server busy")
-    assert response.headers["Retry-After"] == "90"
-    assert await status_of(client, first) == 401  # still remembered
-    clock.advance(90)
-    assert await status_of(client, normal_auth(SECRET)) == 200  # the first one's room is free again
+    assert full_lines(caplog) == []
+    # Full: the newcomer is let in (never a 429 for everyone), the oldest forgotten.
+    assert await status_of(client, third) == 200
+    assert await status_of(client, second) == 401 and await status_of(client, third) == 401
+    assert await status_of(client, first) == 200  # forgotten early, as the warning says
+    for _ in range(3):
+        assert await status_of(client, normal_auth(SECRET)) == 200
+    assert len(full_lines(caplog)) == 1
+    assert "forgetting the oldest" in full_lines(caplog)[0]
+    clock.advance(60)
+    assert await status_of(client, normal_auth(SECRET)) == 200
+    assert full_lines(caplog)[1].endswith("(4 more since the last such line)")
 
 
 async def test_replay_guard_remembers_for_the_retention_window() -> None:
@@ -115,12 +195,15 @@ async def test_replay_guard_remembers_for_the_retention_window() -> None:
     assert len(guard) == 1
 
 
-async def test_replay_guard_when_full() -> None:
+async def test_replay_guard_when_full_makes_room_by_forgetting_the_oldest() -> None:
     clock = Clock()
-    guard = MemoryReplayGuard(retention=60, capacity=1, clock=clock)
-    assert await guard.first_use("a")
-    clock.advance(20)
-    with pytest.raises(RateLimited) as caught:
-        await guard.first_use("b")
-    assert caught.value.retry_after == pytest.approx(40)
+    forgotten: list[int] = []
+    guard = MemoryReplayGuard(math.inf, capacity=2, clock=clock, on_full=lambda: forgotten.append(1))
+    assert await guard.first_use("a") and await guard.first_use("b")
+    clock.advance(10**9)  # no expiry with an infinite retention
     assert not await guard.first_use("a")
+    assert await guard.first_use("c")
+    assert (len(guard), len(forgotten)) == (2, 1)
+    assert await guard.first_use("a")  # "a" made room for "c"
+    assert not await guard.first_use("c")
+
