@@ -1,7 +1,7 @@
 """The ``alice-py`` command: ``serve`` (the default), ``db upgrade`` and ``chat`` (a terminal client).
 
-Alice's Go-style flags (``-p 7777 -t alice -a=false -l 500 -auth normal -proxy URL -db badger``)
-keep working next to the long ones, so people who ran the original can switch without
+Alice's Go-style flags (``-p 7777 -t alice -a=false -l 500 -d 1800 -auth normal -proxy URL
+-db badger``) keep working next to the long ones, so people who ran the original can switch without
 rewriting their start scripts.
 """
 
@@ -42,6 +42,17 @@ def normalize_go_flags(argv: Sequence[str]) -> list[str]:
     return result
 
 
+def ttl_seconds(text: str) -> float:
+    """``-d`` / ``--ttl`` in seconds; a database URL there (``-d`` used to take one) is told about ``-db``."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (-d is the conversation lifetime, as in the Go "
+            "original; the database is -db URL)"
+        ) from None
+
+
 def _serve_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the service (the default command)")
     p.add_argument("--config", metavar="FILE", help="a TOML config file (see config.example.toml)")
@@ -50,8 +61,11 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("-t", "--token", help="the shared secret for simple/normal auth (default alice)")
     p.add_argument("-auth", "--auth", choices=config.AUTH_MODES, help="auth mode (default simple)")
     p.add_argument("-l", "--limit", type=int, metavar="N", help="model calls per minute, 0 = off (500)")
-    p.add_argument("--ttl", type=float, metavar="SECONDS", help="idle conversation lifetime (1800)")
-    p.add_argument("-d", "-db", "--db", metavar="URL", help="database URL (SQLite file by default)")
+    # The Go original's -d is the conversation lifetime; its database flag is only -db.
+    p.add_argument(
+        "-d", "--ttl", type=ttl_seconds, metavar="SECONDS", help="idle conversation lifetime (1800)"
+    )
+    p.add_argument("-db", "--db", metavar="URL", help="database URL (SQLite file by default)")
     p.add_argument("--base-url", metavar="URL", help="the OpenAI-compatible API base URL")
     p.add_argument("--keys-file", metavar="PATH", help="API keys, one per line (./key.txt)")
     p.add_argument("-proxy", "--proxy", metavar="URL", help="HTTP proxy for upstream requests")
@@ -77,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply the migrations")
     db.add_argument("--config", metavar="FILE")
-    db.add_argument("-d", "-db", "--db", metavar="URL")
+    db.add_argument("-db", "--db", metavar="URL")
     add_chat_parser(sub)
     return parser
 

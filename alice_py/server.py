@@ -1,5 +1,11 @@
 """Running the app: the event loop, the listening socket, the start-up lines, graceful shutdown.
 
+Start-up runs in this order: the config is parsed (``cli``), the listening sockets are
+bound (``listen``), then the app's resources open (database, migrations, saved
+conversations: ``app.cleanup_ctx``), then it serves. A port already in use therefore
+ends the process with one line before any data is touched: a second instance must not
+open the running one's database, let alone "resume" and save its conversations.
+
 On SIGTERM or SIGINT the service stops like this (``run``):
 
 1. it stops listening and closes idle keep-alive connections (busy ones close after
@@ -25,7 +31,10 @@ import errno
 import gc
 import ipaddress
 import logging
+import os
 import signal
+import socket
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -44,6 +53,8 @@ CANCEL_GRACE = 5.0
 CLOSE_TIMEOUT = 5.0
 """aiohttp's own wait for connections at cleanup; nothing is in progress by then."""
 KEEPALIVE_TIMEOUT = 75.0
+BACKLOG = 4096
+"""A deep accept queue: thousands of clients connecting at once must not be dropped by the kernel."""
 GC_THRESHOLDS = (50_000, 20, 100)
 """The cycle collector's thresholds once serving (Python's defaults: 700, 10, 10).
 
@@ -68,8 +79,56 @@ def startup_lines(cfg: Config) -> list[str]:
         lines.append("answers come from the built-in demo model (no API key, no network needed)")
     else:
         lines.append(f"upstream {cfg.upstream.base_url} with {len(cfg.upstream.keys)} key(s)")
-    lines.append(f"auth {cfg.auth.mode}, database {mask_url(cfg.database.url)}")
+    auth = f"auth {cfg.auth.mode}"
+    if cfg.upstream.demo and cfg.auth.mode == "none":
+        auth += " (--demo with no secret set: --token or --auth require one)"
+    lines.append(f"{auth}, database {mask_url(cfg.database.url)}")
     return lines
+
+
+def exposure_warning(cfg: Config) -> str | None:
+    """What to say when a non-loopback address is served with no real secret."""
+    if is_loopback(cfg.server.host):
+        return None
+    if cfg.auth.mode == "none":
+        if not cfg.upstream.demo:
+            return None  # chosen explicitly: the user knows
+        return (
+            f"listening on {cfg.server.host} with --demo and no secret: anyone who can reach this "
+            "port can use the service. Set a secret with --token."
+        )
+    if cfg.auth.token != DEFAULT_TOKEN:
+        return None
+    return (
+        f"listening on {cfg.server.host} with the default secret 'alice': anyone who can reach this "
+        "port can use your API keys. Set a secret with --token or [auth] token."
+    )
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """The listening sockets for ``host:port``, one per address it resolves to (as asyncio's
+    ``create_server`` makes them), bound and listening before anything else starts.
+    ``ConfigError`` naming the address when the port is taken or the address unusable."""
+    sockets: list[socket.socket] = []
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if os.name == "posix" and sys.platform != "cygwin":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restarts need no wait
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sockets
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -156,8 +215,9 @@ class StopSignals:
                 loop.remove_signal_handler(signum)
 
 
-async def run(app: web.Application, cfg: Config) -> None:
-    """Serve ``app`` until SIGTERM/SIGINT, then shut down gracefully (see the module's doc)."""
+async def run(app: web.Application, cfg: Config, sockets: list[socket.socket]) -> None:
+    """Serve ``app`` on ``sockets`` (already bound: ``listen``) until SIGTERM/SIGINT, then shut
+    down gracefully (see the module's doc)."""
     in_flight = InFlight()
     app.middlewares.insert(0, in_flight.middleware)  # outermost: sees every request
     loop = asyncio.get_running_loop()
@@ -173,9 +233,9 @@ async def run(app: web.Application, cfg: Config) -> None:
         **accesslog.runner_kwargs(cfg.server.access_log),
     )
     try:
-        await runner.setup()
-        # A deep accept queue: thousands of clients connecting at once must not be dropped by the kernel.
-        await web.TCPSite(runner, cfg.server.host, cfg.server.port, backlog=4096).start()
+        await runner.setup()  # opens the resources: the database, the saved conversations …
+        for sock in sockets:
+            await web.SockSite(runner, sock, backlog=BACKLOG).start()
         tune_collector()
         await signals.stop.wait()
         for site in list(runner.sites):
@@ -198,20 +258,17 @@ def tune_collector() -> None:
 
 
 def serve(cfg: Config) -> int:
-    for line in startup_lines(cfg):
-        log.info("%s", line)
-    if not is_loopback(cfg.server.host) and cfg.auth.mode != "none" and cfg.auth.token == DEFAULT_TOKEN:
-        log.warning(
-            "listening on %s with the default secret 'alice': anyone who can reach this port can "
-            "use your API keys. Set a secret with --token or [auth] token.",
-            cfg.server.host,
-        )
+    sockets = listen(cfg.server.host, cfg.server.port)
     try:
+        for line in startup_lines(cfg):
+            log.info("%s", line)
+        warning = exposure_warning(cfg)
+        if warning:
+            log.warning("%s", warning)
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(run(create_app(cfg), cfg))
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {cfg.server.port} on {cfg.server.host} is already in use") from None
-        raise ConfigError(f"cannot listen on {cfg.server.host}:{cfg.server.port}: {exc.strerror}") from None
+            runner.run(run(create_app(cfg), cfg, sockets))
+    finally:
+        for sock in sockets:
+            sock.close()
     log.info("stopped")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from alice_py import cli
@@ -56,9 +58,31 @@ def test_go_style_flags(argv: list[str]) -> None:
 
 def test_go_style_db_flags() -> None:
     assert layer(["-db", "sqlite+aiosqlite:///a.db"])["database"] == {"url": "sqlite+aiosqlite:///a.db"}
-    assert layer(["-d", "sqlite+aiosqlite:///b.db"])["database"] == {"url": "sqlite+aiosqlite:///b.db"}
+    assert layer(["-db=sqlite+aiosqlite:///b.db"])["database"] == {"url": "sqlite+aiosqlite:///b.db"}
     # The original's only store was its built-in badger: that keeps our default database.
     assert "database" not in layer(["-db", "badger"])
+
+
+@pytest.mark.parametrize("argv", [["-d", "3600"], ["-d=3600"], ["--ttl", "3600"], ["serve", "-d", "3600"]])
+def test_go_style_d_is_the_conversation_lifetime_as_ttl(argv: list[str]) -> None:
+    # The Go original: flag.Int64Var(&ConvDuration, "d", 1800, "time to live for conversation").
+    assert layer(argv) == {"conversations": {"ttl": 3600.0}}
+
+
+def test_d_3600_starts_with_that_ttl(tmp_path: Path) -> None:
+    args = cli.build_parser().parse_args(cli.normalize_go_flags(["serve", "--demo", "-d", "3600"]))
+    cfg = cli.load_config(args, {"ALICE_UPSTREAM_KEYS_FILE": str(tmp_path / "none.txt")})
+    assert cfg.conversations.ttl == 3600
+    assert cfg.database.url == "sqlite+aiosqlite:///./data/alice.db"
+
+
+def test_d_with_a_database_url_points_to_db(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["-d", "sqlite+aiosqlite:///b.db"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "-d is the conversation lifetime" in err and "the database is -db URL" in err
+    assert "malformed database URL" not in err
 
 
 def test_bare_a_turns_auto_remove_on() -> None:

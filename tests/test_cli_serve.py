@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
+import sqlite3
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+from alice_py.fake import CHAT_PREFIX
 from tests.support import clean_env, http_get, run_cli, running_server
 
 NO_KEY = "no API key: put keys in key.txt, set OPENAI_API_KEY, or run with --demo"
@@ -32,15 +38,72 @@ def test_wrong_type_exits_2(tmp_path: Path) -> None:
     assert "[limits] per_minute must be an integer, got str" in result.stderr
 
 
-def test_port_in_use_exits_2(tmp_path: Path) -> None:
+def test_port_in_use_exits_2_with_one_line_and_no_database(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli(["serve", "--demo", "--port", str(port), "--db", db_url(tmp_path)], cwd=tmp_path)
     assert result.returncode == 2
-    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [f"alice-py: port {port} on 127.0.0.1 is already in use"]
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # no database file, no folder, no secret file
+
+
+def post(url: str, body: str = "", **headers: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return resp.status, resp.read().decode()
+
+
+def saved_conversations(path: Path) -> list[tuple[str, bytes, float]]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return db.execute("SELECT id, data, last_active FROM conversations ORDER BY id").fetchall()
+
+
+def file_states(folder: Path) -> dict[str, tuple[int, int]]:
+    """mtime and size of every file but SQLite's shared-memory index (which readers touch)."""
+    files = (path for path in folder.iterdir() if not path.name.endswith("-shm"))
+    return {path.name: (path.stat().st_mtime_ns, path.stat().st_size) for path in files}
+
+
+def test_a_second_instance_on_a_taken_port_touches_none_of_the_first_ones_data(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    database = data / "alice.db"
+    env = clean_env(ALICE_CONVERSATIONS_WRITE_BEHIND="0.2")
+    with running_server(["--demo", "--db", f"sqlite+aiosqlite:///{database}"], cwd=tmp_path, env=env) as (
+        url,
+        first,
+    ):
+        _, conv = post(url + "/chatgpt/createGPT4", "Answer briefly.")
+        assert post(url + "/chatgpt/chat", "first question", conversation=conv)[0] == 200
+        deadline = time.monotonic() + 10
+        while not saved_conversations(database) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # a write-behind round in progress ends; none follows while nothing changes
+        rows, files = saved_conversations(database), file_states(data)
+        assert [row[0] for row in rows] == [conv]
+        port = url.rsplit(":", 1)[1]
+        second_args = ["serve", "--demo", "--port", port, "--db", f"sqlite+aiosqlite:///{database}"]
+        second = run_cli(second_args, cwd=tmp_path, env=env)
+        assert second.returncode == 2
+        assert second.stderr.splitlines() == [f"alice-py: port {port} on 127.0.0.1 is already in use"]
+        assert file_states(data) == files
+        assert saved_conversations(database) == rows
+        # The first instance carries on with its conversation as if nothing happened.
+        status, answer = post(url + "/chatgpt/chat", "second question", conversation=conv)
+        assert status == 200 and "second question" in answer
+        _, context = post(url + "/chatgpt/context", conversation=conv)
+        assert "first question" in context and "second question" in context
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=20) == 0
+
+
+def test_go_style_d_sets_the_ttl_and_the_service_starts(tmp_path: Path) -> None:
+    # Before: "-d 3600" was taken for a database URL and the service stopped at start-up.
+    with running_server(["--demo", "-d", "3600"], cwd=tmp_path) as (url, _):
+        assert http_get(url + "/healthz") == (200, "ok")
+    assert (tmp_path / "data" / "alice.db").exists()
 
 
 def db_url(tmp_path: Path) -> str:
@@ -72,11 +135,31 @@ def test_key_file_in_working_directory_is_used(tmp_path: Path) -> None:
 
 
 def test_public_address_with_default_secret_warns(tmp_path: Path) -> None:
-    with running_server(["--demo", "--host", "0.0.0.0"], cwd=tmp_path, env=clean_env()) as (_, proc):
+    args = ["--demo", "--auth", "simple", "--host", "0.0.0.0"]
+    with running_server(args, cwd=tmp_path, env=clean_env()) as (_, proc):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
         log = proc.stderr.read() if proc.stderr else ""
     assert "with the default secret 'alice'" in log
+
+
+def test_demo_needs_no_secret_unless_one_is_set(tmp_path: Path) -> None:
+    with running_server(["--demo", "--host", "0.0.0.0"], cwd=tmp_path, env=clean_env()) as (url, proc):
+        status, conv = post(url + "/chatgpt/createGPT4")
+        assert status == 200
+        assert post(url + "/chatgpt/chat", "Hello!", conversation=conv) == (200, CHAT_PREFIX + "Hello!")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        log = proc.stderr.read() if proc.stderr else ""
+    assert "auth none (--demo with no secret set" in log
+    assert "with --demo and no secret: anyone who can reach this port can use the service" in log
+    with running_server(["--demo", "-t", "s3cret"], cwd=tmp_path, env=clean_env()) as (url, _):
+        try:
+            post(url + "/chatgpt/createGPT4")
+            raise AssertionError("a secret set with --demo must still be required")
+        except urllib.error.HTTPError as exc:
+            assert (exc.code, exc.read().decode()) == (401, "Auth failed")
+        assert post(url + "/chatgpt/createGPT4", token="s3cret")[0] == 200
 
 
 def test_garbage_request_gets_400_and_no_traceback_in_the_log(tmp_path: Path) -> None:

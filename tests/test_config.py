@@ -126,3 +126,22 @@ def test_example_file_documents_every_key_with_its_default() -> None:
 def test_mask_url_hides_password() -> None:
     assert config.mask_url("postgresql+asyncpg://bob:s3cret@db/x") == "postgresql+asyncpg://bob:***@db/x"
     assert config.mask_url("sqlite+aiosqlite:///./data/alice.db") == "sqlite+aiosqlite:///./data/alice.db"
+
+
+def test_demo_runs_with_auth_off_unless_a_secret_or_mode_is_set(tmp_path: Path) -> None:
+    assert load(tmp_path, None, {}, ["--demo"]).auth.mode == "none"
+    assert load(tmp_path, None, {"ALICE_UPSTREAM_DEMO": "true"}, []).auth.mode == "none"
+    # Any explicit choice, in any layer, keeps auth as configured.
+    assert load(tmp_path, None, {}, ["--demo", "-t", "s3cret"]).auth.mode == "simple"
+    assert load(tmp_path, None, {}, ["--demo", "--auth", "simple"]).auth.mode == "simple"
+    assert load(tmp_path, None, {"ALICE_AUTH_MODE": "normal"}, ["--demo"]).auth.mode == "normal"
+    assert load(tmp_path, '[auth]\ntoken = "s3cret"\n', {}, ["--demo"]).auth.mode == "simple"
+    assert load(tmp_path, '[openai]\nclient_keys = ["ck"]\n', {}, ["--demo"]).auth.mode == "simple"
+    assert load(tmp_path, None, {}, []).auth.mode == "simple"  # not a demo: the default
+
+
+def test_auth_replay_policies(tmp_path: Path) -> None:
+    assert load(tmp_path, None, {}, []).auth.replay == "strict"
+    assert load(tmp_path, '[auth]\nreplay = "original"\n', {}, []).auth.replay == "original"
+    with pytest.raises(ConfigError, match="auth replay must be one of strict, original, got 'loose'"):
+        load(tmp_path, None, {"ALICE_AUTH_REPLAY": "loose"}, [])
