@@ -27,7 +27,9 @@
     }
     const remembered = saved.remember === true;
     return {
-      mode: saved.mode || document.body.dataset.authMode || "simple",
+      // The server says its mode in the page (never its secret): that wins over one saved by an
+      // earlier visit, when the server may have run differently (--demo runs with "none").
+      mode: document.body.dataset.authMode || saved.mode || "simple",
       secret: (remembered ? localStorage : sessionStorage).getItem(SECRET_KEY) || "",
       remember: remembered,
       prompt: saved.prompt || "",
@@ -290,7 +292,11 @@
   function showError(err) {
     if (err.name === "AbortError") return;
     let text = err.message || String(err);
-    if (err.status === 401 || err.status === 505) text += " (check the auth mode and secret in Settings)";
+    if (err.status === 401 || err.status === 505) {
+      text += " (check the auth mode and secret in Settings)";
+      showSettings(true);
+      if (settings.mode !== "none") $("secret").focus();
+    }
     if (err.status === 404 && state.conv && /conversation/.test(text)) {
       forgetConversation();
       text += " (it expired: the next message starts a new one)";
@@ -473,11 +479,12 @@
     $("auth-mode").addEventListener("change", update);
     $("secret").disabled = settings.mode === "none";
     $("settings").addEventListener("submit", (event) => event.preventDefault());
-    $("toggle-settings").addEventListener("click", () => {
-      const panel = $("settings");
-      panel.hidden = !panel.hidden;
-      $("toggle-settings").setAttribute("aria-expanded", String(!panel.hidden));
-    });
+    $("toggle-settings").addEventListener("click", () => showSettings($("settings").hidden));
+  }
+
+  function showSettings(open) {
+    $("settings").hidden = !open;
+    $("toggle-settings").setAttribute("aria-expanded", String(open));
   }
 
   function bindComposer() {
