@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = ("token", "uuid", "conversation", "settings", "content-type", "authorization")
-EXPOSE_HEADERS = "Retry-After"
+EXPOSE_HEADERS = "Retry-After, Share-Id, Share-URL"
 PREFLIGHT_MAX_AGE = "600"
 NULL_ORIGIN = "null"
 ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", EXPOSE_HEADERS))
