@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -53,6 +53,11 @@ class ShareInfo:
     messages: int
     created_at: datetime
     updated_at: datetime
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives back naive times (it has no time zones); they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _check_text(prompt: str, sentences: Sequence[str]) -> None:
@@ -185,7 +190,9 @@ class ShareRepository:
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [
-            ShareInfo(row.id, row.conversation_id, int(row.messages), row.created_at, row.updated_at)
+            ShareInfo(
+                row.id, row.conversation_id, int(row.messages), _utc(row.created_at), _utc(row.updated_at)
+            )
             for row in rows
         ]
 

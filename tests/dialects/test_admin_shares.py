@@ -52,6 +52,7 @@ async def test_list_both_kinds_of_share(make_client: MakeClient) -> None:
     assert views[own]["conversation_id"] == own_conv and views[own]["separate_id"] is True
     assert views[legacy]["conversation_id"] == legacy_conv == legacy and views[legacy]["separate_id"] is False
     assert views[own]["url"] == f"/chatgpt/share/{own}" and views[own]["messages"] == 2
+    assert views[own]["updated_at"].endswith("+00:00")  # UTC, on SQLite as on PostgreSQL
     assert [view["id"] for view in body["shares"]] == [own, legacy]  # newest first
     paged = await (await client.get("/admin/shares?limit=1&offset=1", headers=ADMIN)).json()
     assert [view["id"] for view in paged["shares"]] == [legacy]
