@@ -83,6 +83,8 @@ async def per_client_part(probe: Probe) -> tuple[bool, str]:
     if limit and limit < n + 4:
         return True, f"per-client limit not checked: --limit {limit} leaves no room above --per-client {n}"
     statuses = [(await v1_call(probe)).status for _ in range(n + 1)]
+    if 401 in statuses:
+        return True, "per-client limit not checked: /v1 refused the client key (is --client-key right?)"
     if 429 not in statuses:
         return False, f"{n + 1} calls from one client were all let through ({statuses}): no per-client limit"
     other = await v1_call(probe, probe.opts.client_key2 or None, other_address=True)
