@@ -16,7 +16,18 @@ import aiohttp
 from aiohttp import web
 
 from alice_py import keys
-from alice_py.api import admin_keys, admin_page, alice, health, node, openai, pages, relay, sendmessage
+from alice_py.api import (
+    admin_keys,
+    admin_page,
+    admin_shares,
+    alice,
+    health,
+    node,
+    openai,
+    pages,
+    relay,
+    sendmessage,
+)
 from alice_py.config import DEMO_KEY, Config
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
@@ -127,6 +138,7 @@ def create_app(cfg: Config) -> web.Application:
     relay.add_routes(app)
     sendmessage.add_routes(app)
     admin_keys.add_routes(app)
+    admin_shares.add_routes(app)
     pages.add_routes(app)
     admin_page.add_routes(app)
     return app

@@ -106,6 +106,11 @@ class RelayConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SharesConfig:
+    separate_ids: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -118,6 +123,7 @@ class Config:
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    shares: SharesConfig = field(default_factory=SharesConfig)
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """A copy with some keys of some sections changed: ``cfg.replace(auth={"mode": "none"})``."""

@@ -1,4 +1,5 @@
-"""The admin page: ``GET /admin``, ``POST /admin/login``, ``POST /admin/logout``, ``GET /admin/status.json``.
+"""The admin page: ``GET /admin``, ``POST /admin/login``, ``POST /admin/logout``, ``GET /admin/status.json``,
+``POST /admin/revoke-share``.
 
 - Off (404 with a page that says so) while ``[admin] password`` is empty.
 - The session is an encrypted cookie (aiohttp-session's ``EncryptedCookieStorage``,
@@ -13,7 +14,9 @@
   limit the login form answers 429 until the oldest failure ages out. Behind a reverse
   proxy every client shares the proxy's address: the limit is then global, which still
   stops guessing.
-- The session only runs on these four paths: nothing else pays for it.
+- The dashboard lists the most recent shares, each with a revoke button (a CSRF-checked form
+  to ``/admin/revoke-share``); ``GET /admin/shares`` lists them all.
+- The session only runs on these paths: nothing else pays for it.
 
 The admin key API (``/admin/keys``, ``Authorization`` header) is another module.
 """
@@ -54,6 +57,9 @@ from alice_py.web.pages import (
 log = logging.getLogger(__name__)
 
 PAGE, LOGIN, LOGOUT, STATUS = "/admin", "/admin/login", "/admin/logout", "/admin/status.json"
+REVOKE_SHARE = "/admin/revoke-share"
+PAGE_SHARES = 50
+"""Shares listed on the dashboard, the most recent first (the admin API pages through all)."""
 COOKIE_NAME = "alice_admin"
 SESSION_MAX_AGE = 12 * 3600
 SECRET_FILE = "admin_session.key"
@@ -214,6 +220,7 @@ async def admin_page(request: web.Request) -> web.Response:
         conversations=status.conversations,
         shares=status.shares,
         key_states=status.key_states,
+        recent_shares=await request.app[keys.SHARES].recent(PAGE_SHARES),
     )
     return html_response(page, no_store=True)
 
@@ -252,6 +259,21 @@ async def logout(request: web.Request) -> web.Response:
     if not await _csrf_ok(request, session):
         return _login_form(request, session, "The form expired. Please try again.", 403)
     session.invalidate()
+    raise _see_page(request)
+
+
+async def revoke_share(request: web.Request) -> web.Response:
+    """The dashboard's revoke button: the share's link answers 404 from now on."""
+    if not _enabled(request):
+        return _off(request)
+    session = await get_session(request)
+    if not await _csrf_ok(request, session):
+        return _login_form(request, session, "The form expired. Please try again.", 403)
+    if not _logged_in(request, session):
+        return _login_form(request, session, "Log in to revoke shares.", 401)
+    share_id = (await request.post()).get("id")
+    if isinstance(share_id, str) and share_id and await request.app[keys.SHARES].delete(share_id):
+        log.info("admin revoked share %s (admin page)", share_id)
     raise _see_page(request)
 
 
@@ -304,7 +326,7 @@ async def status_json(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """The four routes (public to the API auth: the session is their auth) and the session.
+    """The routes (public to the API auth: the session is their auth) and the session.
 
     Wrong passwords count in the admin key API's ``FailureLimiter``: both guard the same
     password, so guesses through either use up the same allowance."""
@@ -316,6 +338,7 @@ def add_routes(app: web.Application) -> None:
         app.router.add_post(LOGIN, with_session(login)),
         app.router.add_post(LOGOUT, with_session(logout)),
         app.router.add_get(STATUS, with_session(status_json), allow_head=False),
+        app.router.add_post(REVOKE_SHARE, with_session(revoke_share)),
     ]
     for route in routes:
         app[keys.AUTH_TABLE].exempt(route)

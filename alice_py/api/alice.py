@@ -31,6 +31,8 @@ from alice_py.web.ratelimit import rate_limited
 from alice_py.web.sse import stream_answer
 
 PREFIX = "/chatgpt"
+SHARE_ID_HEADER = "Share-Id"
+SHARE_URL_HEADER = "Share-URL"
 TURBO_BODY_ERROR = "Failed to read request body"
 QUESTION_MISSING = "Question can't be null"
 
@@ -150,11 +152,24 @@ async def finish(request: web.Request) -> web.Response:
 
 
 async def store(request: web.Request) -> web.Response:
+    """The share's id is the conversation's (the original's way) unless ``[shares] separate_ids``
+    gives it one of its own; either way the answer names it (JSON, or the ``Share-*`` headers)."""
     conv_id, prompt, sentences = await service(request).share_snapshot(conversation_id(request))
-    await request.app[keys.SHARES].put(conv_id, prompt, sentences)
-    if wants(request, "application/json"):
-        return json_response({"id": conv_id, "url": f"{PREFIX}/share/{conv_id}"})
-    return text("保存成功")
+    shares = request.app[keys.SHARES]
+    if request.app[keys.CONFIG].shares.separate_ids:
+        share_id = await shares.put_separate(conv_id, prompt, sentences, in_use=service(request).is_live)
+    else:
+        await shares.put(conv_id, prompt, sentences)
+        share_id = conv_id
+    url = f"{PREFIX}/share/{share_id}"
+    response = (
+        json_response({"id": share_id, "url": url})
+        if wants(request, "application/json")
+        else text("保存成功")
+    )
+    response.headers[SHARE_ID_HEADER] = share_id
+    response.headers[SHARE_URL_HEADER] = url
+    return response
 
 
 async def share(request: web.Request) -> web.Response:

@@ -9,8 +9,11 @@ history). Answer, one JSON object per line::
 
 A failure, before or after the first piece, is ``{"done":false,"error":true,"content":
 "<message>"}`` followed by the done line (before the first piece with the error's status).
-Auth: ``Authorization: <[relay] authorization_key>`` when one is configured. CORS allows
-credentials (the seed's browser client fetches with ``credentials: "include"``).
+Auth: ``Authorization: <[relay] authorization_key>`` when one is configured; without one,
+the service's own client keys, as on ``/v1`` (``Authorization: Bearer <client key>``, open only
+with ``[auth] mode = "none"``): an empty key must not make the route an open relay on the
+operator's bill. CORS allows credentials (the seed's browser client fetches with
+``credentials: "include"``), but only to origins listed by name in ``[server] cors_origins``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import orjson
 from aiohttp import web
 
 from alice_py import keys
-from alice_py.api.dialects import authorization_value, matches_any, resolve_model
+from alice_py.api.dialects import ClientKeyGuard, authorization_value, matches_any, resolve_model
 from alice_py.config import Config
 from alice_py.errors import AliceError, AuthFailed, BadRequest
 from alice_py.web.body import read_json_object, string_field
@@ -88,14 +91,20 @@ async def chat(request: web.Request) -> web.StreamResponse:
 
 
 class RelayKeyGuard:
-    """``Authorization: <key>`` (a ``Bearer`` scheme is accepted too) when a key is configured."""
+    """``Authorization: <key>`` (a ``Bearer`` scheme is accepted too), whatever the auth mode."""
 
-    def __init__(self, cfg: Config) -> None:
-        self._key = cfg.relay.authorization_key
+    def __init__(self, key: str) -> None:
+        self._key = key
 
     async def __call__(self, request: web.Request) -> None:
-        if self._key and not matches_any(authorization_value(request), (self._key,)):
+        if not matches_any(authorization_value(request), (self._key,)):
             raise AuthFailed(WRONG_KEY)
+
+
+def relay_guard(cfg: Config) -> RelayKeyGuard | ClientKeyGuard:
+    """The relay's own key when set, else the client keys every other peer dialect takes."""
+    key = cfg.relay.authorization_key
+    return RelayKeyGuard(key) if key else ClientKeyGuard(cfg)
 
 
 def relay_error(request: web.Request, error: AliceError) -> web.Response:
@@ -106,6 +115,6 @@ def relay_error(request: web.Request, error: AliceError) -> web.Response:
 def add_routes(app: web.Application) -> None:
     cfg = app[keys.CONFIG]
     app.router.add_post(PATH, chat)
-    app[keys.AUTH_TABLE].protect(PATH, RelayKeyGuard(cfg))
+    app[keys.AUTH_TABLE].protect(PATH, relay_guard(cfg))
     app[keys.ERROR_FORMATTERS].register(PATH, relay_error)
     app[keys.CORS].credentialed(PATH)

@@ -39,6 +39,11 @@ class ShareRow(Base):
     sentences: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The live conversation of a share with an id of its own ([shares] separate_ids), so that
+    # storing it again replaces that share; NULL when the share's id is the conversation's.
+    conversation_id: Mapped[str | None] = mapped_column(
+        String(CONVERSATION_ID_LENGTH), nullable=True, unique=True, index=True
+    )
 
 
 class ConversationRow(Base):

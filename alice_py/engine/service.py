@@ -145,6 +145,10 @@ class ConversationService:
     async def context_array(self, conv_id: str) -> list[str]:
         return (await self.get(conv_id)).sentences()
 
+    async def is_live(self, conv_id: str) -> bool:
+        """Whether a live conversation has this id (not a use: its time to live goes on)."""
+        return await self.store.exists(conv_id)
+
     async def share_snapshot(self, conv_id: str) -> tuple[str, str, list[str]]:
         """``(Id, Prompt, SentenceList)`` for ``/chatgpt/store``."""
         conv = await self.get(conv_id)

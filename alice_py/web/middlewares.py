@@ -25,7 +25,6 @@ from collections.abc import Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from multidict import CIMultiDict
 
 from alice_py import keys
 from alice_py.errors import AliceError, BadRequest, PayloadTooLarge
@@ -38,8 +37,9 @@ log = logging.getLogger(__name__)
 
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = ("token", "uuid", "conversation", "settings", "content-type", "authorization")
-EXPOSE_HEADERS = "Retry-After"
+EXPOSE_HEADERS = "Retry-After, Share-Id, Share-URL"
 PREFLIGHT_MAX_AGE = "600"
+NULL_ORIGIN = "null"
 ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", EXPOSE_HEADERS))
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -95,17 +95,22 @@ def preflight(request: web.Request) -> web.Response:
 class CorsHeaders:
     """``on_response_prepare`` hook: the CORS headers for the configured origins.
 
-    ``*`` lets any page read the answers (no credentials: browsers forbid them with
-    ``*``). Otherwise a listed origin is echoed back with credentials allowed, others
-    get no ``Access-Control-Allow-Origin``, and ``Vary: Origin`` keeps caches honest.
-    A path registered with ``credentialed`` (``/chat``, whose clients fetch with
-    credentials) always echoes an allowed origin, ``*`` included. (One hook for all:
-    each hook is a step on every response.)
+    ``*`` lets any page read the answers, never with credentials: a page a user merely
+    visits must not spend their cookies or HTTP auth on our routes. A listed origin is
+    echoed back with credentials allowed, others get no ``Access-Control-Allow-Origin``
+    (or ``*`` when it is configured too), and ``Vary: Origin`` keeps caches honest.
+    ``null`` (sandboxed frames, ``file:`` pages, redirects) is never echoed, even when
+    listed: any page can make its requests ``null``. A path registered with
+    ``credentialed`` (``/chat``, whose clients fetch with credentials) gets the listed
+    origins' echo even when ``*`` is configured too. (One hook for all: each hook is a
+    step on every response.)
     """
 
     def __init__(self, origins: Sequence[str]) -> None:
         self.any_origin = "*" in origins
-        self.origins = frozenset(origin.rstrip("/") for origin in origins if origin != "*")
+        self.origins = frozenset(
+            origin.rstrip("/") for origin in origins if origin not in ("*", NULL_ORIGIN)
+        )
         self._credentialed: set[str] = set()
 
     def credentialed(self, path: str) -> None:
@@ -115,25 +120,19 @@ class CorsHeaders:
         headers = response.headers
         if "Access-Control-Allow-Origin" in headers:
             return  # a dialect decided on its own
-        if self._credentialed and request.path in self._credentialed:
-            if self.any_origin:
-                headers.extend(ANY_ORIGIN)  # for a caller that sends no Origin
-            self._echo_origin(request, headers, self.any_origin)
-        elif self.any_origin:
+        if self.any_origin and not (self.origins and request.path in self._credentialed):
             headers.extend(ANY_ORIGIN)  # the common case, on every response: nothing to look up
-        else:
-            self._echo_origin(request, headers, False)
-
-    def _echo_origin(self, request: web.Request, headers: CIMultiDict[str], any_origin: bool) -> None:
+            return
         vary = headers.get("Vary", "")
         if "origin" not in vary.lower():
             headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
         origin = request.headers.get("Origin", "")
-        if not origin or not (any_origin or origin in self.origins):
-            return
-        headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Allow-Credentials"] = "true"
-        headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+        if origin in self.origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"
+            headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+        elif self.any_origin:
+            headers.extend(ANY_ORIGIN)
 
 
 def install(app: web.Application) -> None:

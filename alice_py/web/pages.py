@@ -19,7 +19,7 @@ from string import Template
 
 from aiohttp import web
 
-from alice_py.db.shares import Share
+from alice_py.db.shares import Share, ShareInfo
 from alice_py.upstream.keypool import KeyState
 
 PAGE_CSP = (
@@ -190,6 +190,20 @@ def _key_row(key: KeyState) -> str:
     )
 
 
+def _share_row(root: str, csrf: str, share: ShareInfo) -> str:
+    link = f"{root}chatgpt/share/{share.id}"
+    kind = "its own" if share.conversation_id is not None else "the conversation's"
+    return (
+        f'<tr><td class="key"><a href="{escape(link)}">{escape(share.id)}</a></td>'
+        f"<td>{kind}</td><td class=\"num\">{share.messages}</td>"
+        f"<td>{escape(share.updated_at.strftime('%Y-%m-%d %H:%M'))} UTC</td>"
+        f'<td><form method="post" action="{root}admin/revoke-share">'
+        f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+        f'<input type="hidden" name="id" value="{escape(share.id)}">'
+        '<button type="submit">Revoke</button></form></td></tr>'
+    )
+
+
 def admin_off_page(root: str) -> str:
     return render("admin_off.html", root=root)
 
@@ -208,8 +222,11 @@ def admin_dashboard_page(
     conversations: int,
     shares: int,
     key_states: Sequence[KeyState],
+    recent_shares: Sequence[ShareInfo] = (),
 ) -> str:
     rows = "\n".join(_key_row(key) for key in key_states)
+    share_rows = "\n".join(_share_row(root, csrf, share) for share in recent_shares)
+    listed = f"The {len(recent_shares)} most recent of {shares}. " if len(recent_shares) < shares else ""
     usable = sum(1 for key in key_states if key.state != "disabled")
     return render(
         "admin.html",
@@ -221,4 +238,6 @@ def admin_dashboard_page(
         shares=shares,
         usable=f"{usable} / {len(key_states)}",
         key_rows=Html(rows or '<tr><td colspan="5" class="muted">No API keys configured.</td></tr>'),
+        share_rows=Html(share_rows or '<tr><td colspan="5" class="muted">No shares.</td></tr>'),
+        shares_listed=listed,
     )

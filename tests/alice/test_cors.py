@@ -71,3 +71,11 @@ async def test_listed_origins_are_echoed_with_credentials(make_client: MakeClien
     assert other.status == 200  # CORS is the browser's to enforce; it just gets no permission
     assert "Access-Control-Allow-Origin" not in other.headers
     assert "origin" in header_list(other.headers["Vary"])
+
+
+async def test_a_listed_null_origin_is_never_echoed(make_client: MakeClient) -> None:
+    # Sandboxed frames and file: pages send "Origin: null": any page can, so it proves nothing.
+    client = await make_client(server={"cors_origins": (PAGE, "null")})
+    response = await client.post("/chatgpt/create", headers={"Origin": "null"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Access-Control-Allow-Credentials" not in response.headers

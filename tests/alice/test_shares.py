@@ -101,3 +101,75 @@ async def test_a_nul_character_cannot_be_shared_and_says_so(client: Client) -> N
     assert response.status == 400
     assert "NUL character" in await response.text()
     assert (await client.get(f"/chatgpt/share/{conv_id}")).status == 404
+
+
+async def test_store_names_the_share_in_headers_too(client: Client) -> None:
+    conv_id = await conversation_with_a_turn(client)
+    response = await client.post(
+        "/chatgpt/store", headers={"conversation": conv_id, "Origin": "https://x.example"}
+    )
+    assert await response.text() == "保存成功"
+    assert response.headers["Share-Id"] == conv_id
+    assert response.headers["Share-URL"] == f"/chatgpt/share/{conv_id}"
+    exposed = {name.strip().lower() for name in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"share-id", "share-url"} <= exposed  # browser frontends may read them
+
+
+async def test_by_default_the_share_link_reaches_the_live_conversation(client: Client) -> None:
+    # The original's behaviour, kept on purpose (docs/security.md): the share id is the conversation id.
+    conv_id = await conversation_with_a_turn(client)
+    share_id = (await client.post("/chatgpt/store", headers={"conversation": conv_id})).headers["Share-Id"]
+    assert share_id == conv_id
+    response = await client.post("/chatgpt/chat", data=b"more", headers={"conversation": share_id})
+    assert response.status == 200
+    assert (await client.post("/chatgpt/finish", headers={"conversation": share_id})).status == 200
+
+
+async def store_json(client: Client, conv_id: str) -> dict[str, str]:
+    response = await client.post(
+        "/chatgpt/store", headers={"conversation": conv_id, "Accept": "application/json"}
+    )
+    assert response.status == 200
+    stored: dict[str, str] = orjson.loads(await response.read())
+    assert response.headers["Share-Id"] == stored["id"]
+    assert response.headers["Share-URL"] == stored["url"]
+    return stored
+
+
+async def test_separate_ids_give_the_share_its_own_id(make_client: MakeClient) -> None:
+    client = await make_client(shares={"separate_ids": True})
+    conv_id = await conversation_with_a_turn(client)
+    stored = await store_json(client, conv_id)
+    share_id = stored["id"]
+    assert share_id != conv_id and stored["url"] == f"/chatgpt/share/{share_id}"
+
+    plain = await client.post("/chatgpt/store", headers={"conversation": conv_id})
+    assert (await plain.text(), plain.headers["Share-Id"]) == ("保存成功", share_id)  # same share again
+
+    shown = await client.get(stored["url"])
+    assert orjson.loads(await shown.read())["Id"] == share_id
+    page = await client.get(stored["url"], headers={"Accept": "text/html"})
+    html = await page.text()
+    assert share_id in html and conv_id not in html
+    assert (await client.get(f"/chatgpt/share/{conv_id}")).status == 404
+
+
+async def test_separate_ids_keep_the_link_away_from_the_live_conversation(make_client: MakeClient) -> None:
+    client = await make_client(shares={"separate_ids": True})
+    conv_id = await conversation_with_a_turn(client)
+    share_id = (await store_json(client, conv_id))["id"]
+    for route, body in (
+        ("chat", b"hijack"),
+        ("regenerate", b""),
+        ("rollback", b""),
+        ("finish", b""),
+        ("context", b""),
+    ):
+        response = await client.post(f"/chatgpt/{route}", data=body, headers={"conversation": share_id})
+        assert response.status == 404, route
+    # The conversation itself is untouched, and its owner still stores it under the same share.
+    assert await (await client.post("/chatgpt/context", headers={"conversation": conv_id})).text() != ""
+    await client.post("/chatgpt/chat", data=b"more", headers={"conversation": conv_id})
+    assert (await store_json(client, conv_id))["id"] == share_id
+    shown = orjson.loads(await (await client.get(f"/chatgpt/share/{share_id}")).read())
+    assert shown["SentenceList"] == ["hi", CHAT_PREFIX + "hi", "more", CHAT_PREFIX + "more"]

@@ -178,3 +178,39 @@ async def test_a_malformed_session_secret_is_a_config_error_that_hides_it() -> N
         await session_secret("hunter2-not-base64", "sqlite+aiosqlite:///x.db")
     assert "[admin] session_secret must be 32 random bytes" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+async def test_the_page_lists_shares_and_revokes_one_with_the_csrf_token(make_client: MakeClient) -> None:
+    client = await make_client(admin=ADMIN, shares={"separate_ids": True})
+    conv_id = await (await client.post("/chatgpt/createTurbo")).text()
+    await (await client.post("/chatgpt/chat", data=b"hi", headers={"conversation": conv_id})).read()
+    share_id = (await client.post("/chatgpt/store", headers={"conversation": conv_id})).headers["Share-Id"]
+    anonymous = await client.post("/admin/revoke-share", data={"id": share_id}, allow_redirects=False)
+    assert anonymous.status == 403  # no session, no CSRF token
+    page = await log_in(client)
+    assert f'<a href="./chatgpt/share/{share_id}">{share_id}</a>' in page
+    assert "its own" in page
+    refused = await client.post("/admin/revoke-share", data={"id": share_id}, allow_redirects=False)
+    assert refused.status == 403
+    assert (await client.get(f"/chatgpt/share/{share_id}")).status == 200
+
+    done = await client.post(
+        "/admin/revoke-share", data={"csrf": csrf_of(page), "id": share_id}, allow_redirects=False
+    )
+    assert (done.status, done.headers["Location"]) == (303, "../admin")
+    assert (await client.get(f"/chatgpt/share/{share_id}")).status == 404
+    after = await (await client.get("/admin")).text()
+    assert share_id not in after and "No shares." in after
+
+
+async def test_a_session_that_is_not_logged_in_cannot_revoke(make_client: MakeClient) -> None:
+    client = await make_client(admin=ADMIN)
+    conv_id = await (await client.post("/chatgpt/createTurbo")).text()
+    await (await client.post("/chatgpt/chat", data=b"hi", headers={"conversation": conv_id})).read()
+    await client.post("/chatgpt/store", headers={"conversation": conv_id})
+    csrf = await login_form(client)  # a session with a CSRF token, but not logged in
+    response = await client.post(
+        "/admin/revoke-share", data={"csrf": csrf, "id": conv_id}, allow_redirects=False
+    )
+    assert response.status == 401
+    assert (await client.get(f"/chatgpt/share/{conv_id}")).status == 200
