@@ -15,7 +15,7 @@ the next ones are counted, and the count is written once ``interval`` seconds ha
 since the kind's last line (checked at each failure and by a timer), and when the service
 stops::
 
-    repeated 29 more times in 14.2s (requests 3f9a1c-2 to 3f9a1c-1e): the model API failed …
+    repeated 29 more times in 14.2s (requests 3f9a1c-2 to 3f9a1c-1f): the model API failed …
 
 A failure of another kind is written at once. A kind not seen for ``interval`` seconds is
 forgotten, so its next failure is written in full again.
@@ -158,25 +158,19 @@ class FailureLog:
         for kind, fold in list(self._folds.items()):
             if fold.pending and (everything or now - fold.written_at >= self.interval):
                 self._write_count(fold, now)
-            elif not fold.pending and now - fold.last_seen >= self.interval:
+            if not fold.pending and now - fold.last_seen >= self.interval:
                 del self._folds[kind]
 
     def _write_count(self, fold: _Fold, now: float) -> None:
         if not fold.pending:
             return
         failure = fold.failure
-        ids = fold.first_id if fold.pending == 1 else f"{fold.first_id} to {fold.last_id}"
-        times = "once more" if fold.pending == 1 else f"{fold.pending} more times"
-        span = _duration(now - fold.since)
-        self.logger.log(
-            failure.level,
-            "repeated %s in %s (requests %s): %s [%s]",
-            times,
-            span,
-            ids,
-            failure.summary,
-            failure.where(),
-        )
+        if fold.pending == 1:
+            times = f"once more (request {fold.first_id})"
+        else:
+            span = _duration(fold.last_seen - fold.since)
+            times = f"{fold.pending} more times in {span} (requests {fold.first_id} to {fold.last_id})"
+        self.logger.log(failure.level, "repeated %s: %s [%s]", times, failure.summary, failure.where())
         fold.pending = 0
         fold.written_at = now
 

@@ -42,7 +42,9 @@ async def test_a_doubled_v1_is_named(make_client: MakeClient) -> None:
     response = await client.post("/v1/v1/chat/completions", json={})
     assert response.status == 404
     message = (await response.json())["error"]["message"]
-    assert message.startswith("Invalid URL (POST /v1/v1/chat/completions): this service has no such endpoint.")
+    assert message.startswith(
+        "Invalid URL (POST /v1/v1/chat/completions): this service has no such endpoint."
+    )
     assert "The path has /v1 twice: the client's base URL should end in /v1 once." in message
 
 

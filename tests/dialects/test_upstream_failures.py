@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient
 
 from alice_py.failure_log import LOGGER
 from alice_py.fake import FakeState
-from alice_py.fake.upstream import CONTEXT_OVERFLOW, TRACEBACK
+from alice_py.fake.upstream import CONTEXT_OVERFLOW
 from tests.dialects.conftest import UPSTREAM_KEY, MakeClient, MakeServer
 from tests.support import free_port
 
@@ -83,7 +83,11 @@ DIALECTS: dict[str, tuple[Dialect, int]] = {
 
 
 def log_lines(caplog: pytest.LogCaptureFixture, request_id: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == LOGGER and f"request={request_id}" in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == LOGGER and f"request={request_id}" in r.getMessage()
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -186,7 +190,11 @@ async def test_an_upstream_4xx_error_object_passes_through_intact(
     fake_state.fail_next("bad_request")
     response = await client.post("/v1/chat/completions", json={"model": "m", "messages": HELLO})
     error = (await response.json())["error"]
-    assert (error["param"], error["code"], error["type"]) == ("temperature", "invalid_value", "invalid_request_error")
+    assert (error["param"], error["code"], error["type"]) == (
+        "temperature",
+        "invalid_value",
+        "invalid_request_error",
+    )
 
 
 async def test_the_sdk_sees_the_upstream_error_object(make_server: MakeServer, fake_state: FakeState) -> None:
@@ -214,4 +222,3 @@ async def test_a_5xx_in_the_middle_of_a_stream_is_short_too(
     }
     [line] = log_lines(caplog, request_id)
     assert "The demo upstream failed in the middle of the answer." in line
-

@@ -273,7 +273,8 @@ def test_retry_after_headers() -> None:
 def test_key_like_strings_are_masked_even_if_not_ours() -> None:
     body = b'{"error": {"message": "key sk-proj-ABCDEFGHIJKLMNOPQRST is revoked"}}'
     assert error_from_response(401, body, {}).detail == "key sk-…QRST is revoked"
-    wrong = b'{"error": {"message": "bad value sk-proj-ABCDEFGHIJKLMNOPQRST", "param": "sk-proj-ABCDEFGHIJKLMNOPQRST"}}'
+    key = "sk-proj-ABCDEFGHIJKLMNOPQRST"
+    wrong = b'{"error": {"message": "bad value %s", "param": "%s"}}' % (key.encode(), key.encode())
     passed = error_from_response(400, wrong, {}).error_object
     assert passed == {"message": "bad value sk-…QRST", "param": "sk-…QRST"}
 
@@ -315,7 +316,8 @@ async def test_gateway_answering_200_with_an_error_object(
     with pytest.raises(UpstreamServerError) as streamed:
         await collect(client, chat())
     for caught in (called, streamed):
-        assert (caught.value.message, caught.value.detail) == ("the model API reported an error", "upstream overloaded")
+        assert caught.value.message == "the model API reported an error"
+        assert caught.value.detail == "upstream overloaded"
 
 
 async def test_server_ignoring_stream_true(aiohttp_server: Any, session: aiohttp.ClientSession) -> None:
