@@ -10,6 +10,8 @@
   and use the shared key pool, with the router's failover before the first chunk.
 - A stream that fails after its first chunk ends with ``data: {"error": {...}}`` (no
   ``[DONE]``), which the SDKs raise as ``APIError``.
+- Any other path or method under ``/v1`` (``/v1/embeddings``, a doubled ``/v1/v1/...``) is
+  OpenAI's 404 ``invalid_request_error`` naming the method, the path and what there is.
 """
 
 from __future__ import annotations
