@@ -91,7 +91,7 @@ class Failure:
     def line(self) -> str:
         after = _duration(self.duration) if self.duration is not None else "-"
         where = self.where().replace(" key=", f" request={self.request_id} key=", 1)
-        text = f"{self.summary} [{where} after={after}]"
+        text = f"{one_line(self.summary)} [{where} after={after}]"
         if self.retry_key is not None:
             text += f"; retrying with key {self.retry_key}"
         if self.detail and self.detail != self.summary:
@@ -170,7 +170,8 @@ class FailureLog:
         else:
             span = _duration(fold.last_seen - fold.since)
             times = f"{fold.pending} more times in {span} (requests {fold.first_id} to {fold.last_id})"
-        self.logger.log(failure.level, "repeated %s: %s [%s]", times, failure.summary, failure.where())
+        summary = one_line(failure.summary)
+        self.logger.log(failure.level, "repeated %s: %s [%s]", times, summary, failure.where())
         fold.pending = 0
         fold.written_at = now
 

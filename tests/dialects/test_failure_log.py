@@ -174,10 +174,10 @@ def test_a_line_is_one_line_and_numbers_do_not_make_a_new_kind() -> None:
     failures = FailureLog(logger, clock=clock)
     failures.record(Failure("slow down", "try again in 7.2s\nforged line", request_id="a-1"))
     failures.record(Failure("slow down", "try again in 3s\nforged line", request_id="a-2"))
-    failures.record(Failure("other", request_id="a-3"))
+    failures.record(Failure("other\nline", request_id="a-3"))
     failures.flush(everything=True)
     assert written == [
         "slow down [- request=a-1 key=- upstream=- after=-]: try again in 7.2s\\nforged line",
-        "other [- request=a-3 key=- upstream=- after=-]",
+        "other\\nline [- request=a-3 key=- upstream=- after=-]",
         "repeated once more (request a-2): slow down [- key=- upstream=-]",
     ]
