@@ -96,7 +96,7 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=cfg.upstream.timeout,
     )
     app[keys.KEY_POOL] = pool
-    app[keys.ROUTER] = UpstreamRouter(client, pool)
+    app[keys.ROUTER] = UpstreamRouter(client, pool, app[keys.FAILURE_LOG])
     try:
         yield
     finally:

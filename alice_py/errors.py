@@ -9,10 +9,13 @@ from __future__ import annotations
 
 class AliceError(Exception):
     """Base of every error a user may see. ``status`` is the correct HTTP status;
-    ``compat_status`` is what the Go original answered (``--compat-status``)."""
+    ``compat_status`` is what the Go original answered (``--compat-status``).
+    ``details_in_log``: the message is short and the log has the rest, so the client
+    is also told the request id to quote (``web.errors.client_message``)."""
 
     status: int = 500
     compat_status: int = 500
+    details_in_log: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

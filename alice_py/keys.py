@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from alice_py.db.keys import KeyRepository
     from alice_py.db.shares import ShareRepository
     from alice_py.engine.service import ConversationService
+    from alice_py.failure_log import FailureLog
     from alice_py.persistence import ConversationSaver
+    from alice_py.request_ids import RequestIds
     from alice_py.store.base import ConversationStore
     from alice_py.upstream.keypool import KeyPool
     from alice_py.upstream.router import UpstreamRouter
@@ -54,3 +56,7 @@ SAVER: web.AppKey[ConversationSaver] = web.AppKey("saver")
 """Saves live conversations to the database (memory store only; see ``persistence``)."""
 ADMIN_SESSIONS: web.AppKey[AbstractStorage] = web.AppKey("admin_sessions")
 """The admin page's encrypted session cookies; absent while the admin page is off."""
+REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")
+"""Makes each request's id (``X-Request-Id``, named in failure messages and log lines)."""
+FAILURE_LOG: web.AppKey[FailureLog] = web.AppKey("failure_log")
+"""One folded log line per failure (``alice_py.failure_log``)."""

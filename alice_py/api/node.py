@@ -28,6 +28,7 @@ from alice_py.engine.answer import Answer
 from alice_py.engine.presets import Kind
 from alice_py.errors import AliceError, BadRequest
 from alice_py.web.body import bool_field, read_json_object, string_field
+from alice_py.web.errors import client_message
 from alice_py.web.ratelimit import rate_limited
 from alice_py.web.sse import StreamFormat, sse_event, stream_answer
 
@@ -108,7 +109,7 @@ async def conversation(request: web.Request) -> web.StreamResponse:
 
 def node_error(request: web.Request, error: AliceError) -> web.Response:
     """node-chatgpt-api's error: ``{"error": message}`` with a 4xx/5xx status."""
-    return json_response({"error": error.message}, error.status)
+    return json_response({"error": client_message(error)}, error.status)
 
 
 def add_routes(app: web.Application) -> None:

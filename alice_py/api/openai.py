@@ -10,6 +10,8 @@
   and use the shared key pool, with the router's failover before the first chunk.
 - A stream that fails after its first chunk ends with ``data: {"error": {...}}`` (no
   ``[DONE]``), which the SDKs raise as ``APIError``.
+- Any other path or method under ``/v1`` (``/v1/embeddings``, a doubled ``/v1/v1/...``) is
+  OpenAI's 404 ``invalid_request_error`` naming the method, the path and what there is.
 """
 
 from __future__ import annotations
@@ -23,11 +25,19 @@ from aiohttp import web
 
 from alice_py import keys
 from alice_py.api.dialects import ClientKeyGuard, json_response, resolve_model
-from alice_py.api.openai_errors import ModelNotFound, OpenAIBadRequest, error_object, openai_error
+from alice_py.api.openai_errors import (
+    ModelNotFound,
+    OpenAIBadRequest,
+    UnknownEndpoint,
+    error_object,
+    openai_error,
+)
 from alice_py.config import ModelsConfig
 from alice_py.errors import AliceError
+from alice_py.failure_log import FailureLog
+from alice_py.request_ids import current_id
 from alice_py.upstream.types import Endpoint, UpstreamRequest
-from alice_py.web.errors import INTERNAL_ERROR
+from alice_py.web.errors import InternalError
 from alice_py.web.ratelimit import rate_limited
 from alice_py.web.sse import SSE_HEADERS, AnswerStream
 
@@ -81,20 +91,20 @@ def _sse_batch(batch: list[dict[str, Any]]) -> bytes:
     return b"".join([sse_chunk(chunk) for chunk in batch])
 
 
-async def _write_rest(response: web.StreamResponse, batches: Batches) -> bytes:
+async def _write_rest(response: web.StreamResponse, batches: Batches, failures: FailureLog) -> bytes:
     """The remaining chunks, each burst in one write; what ends the stream: ``[DONE]``, or
-    the error chunk of a failed stream."""
+    the error chunk of a failed stream (the router logged an upstream failure)."""
     try:
         async for batch in batches:
             await response.write(_sse_batch(batch))
     except AliceError as exc:
-        log.info("/v1 stream failed after its first chunk: %s", exc.message)
+        failures.service_error(exc)
         return sse_chunk(error_object(exc))
     except ConnectionResetError:
         raise
     except Exception:
-        log.exception("/v1 stream failed after its first chunk")
-        return sse_chunk(error_object(AliceError(INTERNAL_ERROR)))
+        log.exception("/v1 stream failed after its first chunk (request id %s)", current_id())
+        return sse_chunk(error_object(InternalError()))
     return DONE
 
 
@@ -102,6 +112,7 @@ async def stream_chunks(request: web.Request, batches: Batches) -> web.StreamRes
     """The upstream's chunks as SSE, those that arrived together in one write. A failure before
     the first one is an ordinary HTTP error (the router may fail over until then); the upstream
     request is closed however this ends."""
+    failures = request.app[keys.FAILURE_LOG]
     try:
         first = await anext(batches, None)
         response = AnswerStream(headers=SSE_HEADERS)
@@ -110,10 +121,10 @@ async def stream_chunks(request: web.Request, batches: Batches) -> web.StreamRes
             end = DONE
             if first is not None:
                 await response.write(_sse_batch(first))
-                end = await _write_rest(response, batches)
+                end = await _write_rest(response, batches, failures)
             await response.write_eof(end)
         except ConnectionResetError:
-            log.info("client went away during a /v1 stream")
+            failures.client_gone()
         return response
     finally:
         await batches.aclose()
@@ -159,11 +170,30 @@ async def get_model(request: web.Request) -> web.Response:
     return json_response(model_object(model_id))
 
 
+def endpoints(app: web.Application) -> list[str]:
+    """``METHOD /v1/...`` of every route under ``/v1`` but the catch-all, in the order added."""
+    found: list[str] = []
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if route.method != "*" and (path == PREFIX or path.startswith(PREFIX + "/")):
+            found.append(f"{route.method} {path}")
+    return found
+
+
+async def unknown_endpoint(request: web.Request) -> web.StreamResponse:
+    """Any other path or method under ``/v1``: OpenAI's 404, naming what there is."""
+    raise UnknownEndpoint(request.method, request.path, endpoints(request.app))
+
+
 def add_routes(app: web.Application) -> None:
-    """The routes, client-key auth on ``/v1``, OpenAI-shaped errors."""
+    """The routes, client-key auth on ``/v1``, OpenAI-shaped errors (an unknown endpoint too)."""
     app.router.add_post(f"{PREFIX}/chat/completions", chat_completions)
     app.router.add_post(f"{PREFIX}/completions", completions)
     app.router.add_get(f"{PREFIX}/models", list_models, allow_head=False)
     app.router.add_get(f"{PREFIX}/models/{{model:.+}}", get_model, allow_head=False)
+    # aiohttp tries a path's own routes before its prefixes' (``/v1/x/y``, ``/v1/x``, then
+    # ``/v1``), so this catch-all gets only what no other /v1 route takes, whenever added.
+    app.router.add_route("*", PREFIX, unknown_endpoint)
+    app.router.add_route("*", f"{PREFIX}/{{tail:.*}}", unknown_endpoint)
     app[keys.AUTH_TABLE].protect(PREFIX, ClientKeyGuard(app[keys.CONFIG]))
     app[keys.ERROR_FORMATTERS].register(PREFIX, openai_error)

@@ -2,8 +2,12 @@
 
 ``{"error": {"message", "type", "param", "code"}}``: 400 → ``BadRequestError``, 401 →
 ``AuthenticationError``, 404 → ``NotFoundError``, 429 → ``RateLimitError``, 5xx →
-``InternalServerError``. An upstream failure keeps the upstream's status, type and code
-(its message was already scrubbed of keys); our own failures get OpenAI's usual values.
+``InternalServerError``. An upstream 4xx passes through as the upstream sent it: its
+status and its whole error object (``param``, ``code`` of whatever JSON type, extra fields
+such as llama.cpp's ``n_ctx``; texts scrubbed of keys). The upstream refusing the
+service's own key is a 502, not a 401: the client's key was fine. An upstream 5xx or a
+connection failure gets a short message naming the request id (the rest is in the log).
+Our own failures get OpenAI's usual values.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from alice_py.upstream.errors import (
     UpstreamServerError,
     UpstreamTimeoutError,
 )
-from alice_py.web.errors import retry_after_seconds
+from alice_py.web.errors import client_message, retry_after_seconds
 
 INVALID_REQUEST = "invalid_request_error"
 SERVER_ERROR = "server_error"
+KEY_REFUSED = "upstream_key_refused"
 
 
 class OpenAIBadRequest(BadRequest):
@@ -52,16 +57,26 @@ class ModelNotFound(NotFound):
         super().__init__(f"The model '{model}' does not exist or you do not have access to it.")
 
 
+class UnknownEndpoint(NotFound):
+    """A path (or method) under ``/v1`` that this service does not serve."""
+
+    def __init__(self, method: str, path: str, endpoints: list[str]) -> None:
+        message = f"Invalid URL ({method} {path}): this service has no such endpoint."
+        if path.startswith("/v1/v1/") or path == "/v1/v1":
+            message += " The path has /v1 twice: the client's base URL should end in /v1 once."
+        if endpoints:
+            message += f" Its endpoints: {', '.join(endpoints)}."
+        super().__init__(message)
+
+
 Classified = tuple[int, str, str | None]
 """(status, type, code)"""
 
 
 def _upstream(error: UpstreamError) -> Classified:
     status = error.upstream_status
-    if isinstance(error, InvalidKeyError):
-        return 401, error.type or INVALID_REQUEST, error.code or "invalid_api_key"
-    if isinstance(error, QuotaExceededError):
-        return 429, error.type or "insufficient_quota", error.code or "insufficient_quota"
+    if isinstance(error, InvalidKeyError | QuotaExceededError):
+        return 502, SERVER_ERROR, KEY_REFUSED
     if isinstance(error, UpstreamRateLimitError):
         return 429, error.type or "requests", error.code or "rate_limit_exceeded"
     if isinstance(error, UpstreamServerError):
@@ -94,8 +109,15 @@ def classify(error: AliceError) -> Classified:
 def error_object(error: AliceError) -> dict[str, Any]:
     """The ``{"error": {...}}`` body for ``error`` (also sent as a chunk when a stream fails)."""
     _, type_, code = classify(error)
+    message = client_message(error)
+    upstream = error.error_object if isinstance(error, UpstreamError) else None
+    if upstream is not None:
+        passed = {"message": message, "type": type_, "param": None, "code": code, **upstream}
+        if not isinstance(passed["message"], str) or not passed["message"]:
+            passed["message"] = message
+        return {"error": passed}
     param = error.param if isinstance(error, OpenAIBadRequest) else None
-    return {"error": {"message": error.message, "type": type_, "param": param, "code": code}}
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 def openai_error(request: web.Request, error: AliceError) -> web.Response:

@@ -30,6 +30,7 @@ from alice_py.api.dialects import ClientKeyGuard, authorization_value, matches_a
 from alice_py.config import Config
 from alice_py.errors import AliceError, AuthFailed, BadRequest
 from alice_py.web.body import read_json_object, string_field
+from alice_py.web.errors import client_message
 from alice_py.web.ratelimit import rate_limited
 from alice_py.web.sse import StreamFormat, stream_answer
 
@@ -109,7 +110,8 @@ def relay_guard(cfg: Config) -> RelayKeyGuard | ClientKeyGuard:
 
 def relay_error(request: web.Request, error: AliceError) -> web.Response:
     """The error line and the done line, with the error's status."""
-    return web.Response(status=error.status, body=error_lines(error.message), headers=dict(NDJSON_HEADERS))
+    body = error_lines(client_message(error))
+    return web.Response(status=error.status, body=body, headers=dict(NDJSON_HEADERS))
 
 
 def add_routes(app: web.Application) -> None:

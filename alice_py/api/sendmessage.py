@@ -24,6 +24,7 @@ from alice_py.engine.answer import Answer
 from alice_py.engine.presets import Kind
 from alice_py.errors import AliceError, BadRequest
 from alice_py.web.body import read_json_object
+from alice_py.web.errors import client_message
 from alice_py.web.ratelimit import rate_limited
 
 PATH = "/send_message"
@@ -122,7 +123,7 @@ async def get_access_token(request: web.Request) -> web.Response:
 
 def sendmessage_error(request: web.Request, error: AliceError) -> web.Response:
     """Every failure: 500 with ``{"message": ...}``, as the seed answered."""
-    return json_response({"message": error.message}, 500)
+    return json_response({"message": client_message(error)}, 500)
 
 
 def add_routes(app: web.Application) -> None:

@@ -6,12 +6,33 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FailureKind = Literal["invalid_key", "quota", "rate_limit", "server_error", "bad_request"]
+FailureKind = Literal[
+    "invalid_key",
+    "quota",
+    "rate_limit",
+    "server_error",
+    "bad_request",
+    "context_overflow",
+    "traceback",
+    "plain_text_error",
+]
 """What ``FakeState.fail_next`` makes the next requests answer:
 401 ``invalid_api_key``; 429 ``insufficient_quota``; 429 ``rate_limit_exceeded`` with
-``Retry-After: <state.retry_after>``; 500 ``server_error``; 400 ``invalid_request_error``."""
+``Retry-After: <state.retry_after>``; 500 ``server_error``; 400 ``invalid_request_error``;
+llama.cpp's 400 ``exceed_context_size_error`` (an integer ``code``, extra fields
+``n_prompt_tokens`` and ``n_ctx``); llama-cpp-python's 500 whose message is a Python
+traceback (file paths, an internal address); that traceback as a ``text/plain`` 500."""
 
-FAILURE_KINDS: tuple[FailureKind, ...] = ("invalid_key", "quota", "rate_limit", "server_error", "bad_request")
+FAILURE_KINDS: tuple[FailureKind, ...] = (
+    "invalid_key",
+    "quota",
+    "rate_limit",
+    "server_error",
+    "bad_request",
+    "context_overflow",
+    "traceback",
+    "plain_text_error",
+)
 
 KEY_TRIGGERS: tuple[tuple[str, FailureKind], ...] = (
     ("bad", "invalid_key"),

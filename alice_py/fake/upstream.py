@@ -26,6 +26,23 @@ STATE = web.AppKey("fake_state", FakeState)
 
 MAX_BODY = 32 * 1024 * 1024
 
+CONTEXT_OVERFLOW: dict[str, Any] = {
+    "code": 400,
+    "message": "the request exceeds the available context size, try increasing it",
+    "type": "exceed_context_size_error",
+    "n_prompt_tokens": 5000,
+    "n_ctx": 4096,
+}
+"""llama.cpp's ``llama-server`` error object for a prompt longer than its context."""
+
+TRACEBACK = """Traceback (most recent call last):
+  File "/srv/llama/venv/lib/python3.11/site-packages/llama_cpp/server/app.py", line 412, in create
+    return await run_in_threadpool(llama.create_chat_completion, **kwargs)
+  File "/srv/llama/venv/lib/python3.11/site-packages/llama_cpp/llama.py", line 1640, in _create_completion
+    raise RuntimeError("llama_decode returned -3 (model server 10.20.30.40:8000)")
+RuntimeError: llama_decode returned -3 (model server 10.20.30.40:8000)"""
+"""What llama-cpp-python's server puts in a 500: a traceback with file paths and an address."""
+
 
 def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
@@ -50,8 +67,14 @@ def _failure_response(kind: FailureKind, key: str, state: FakeState) -> web.Resp
     if kind == "server_error":
         message = "The server had an error while processing your request. Sorry about that!"
         return _error(500, error_body(message, "server_error"))
+    if kind == "context_overflow":
+        return _error(400, {"error": CONTEXT_OVERFLOW})
+    if kind == "traceback":
+        return _error(500, error_body(TRACEBACK, "internal_server_error"))
+    if kind == "plain_text_error":
+        return web.Response(status=500, text=TRACEBACK, content_type="text/plain")
     message = "The demo upstream was told to reject this request."
-    return _error(400, error_body(message, "invalid_request_error", "invalid_value"))
+    return _error(400, error_body(message, "invalid_request_error", "invalid_value", "temperature"))
 
 
 def _bearer(request: web.Request) -> str | None:

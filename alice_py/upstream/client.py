@@ -28,6 +28,11 @@ import orjson
 from yarl import URL
 
 from alice_py.upstream.errors import (
+    BROKE_OFF,
+    KEY_INVALID,
+    KEY_QUOTA,
+    REPORTED_ERROR,
+    UNREACHABLE,
     InvalidKeyError,
     QuotaExceededError,
     UpstreamConnectionError,
@@ -36,6 +41,7 @@ from alice_py.upstream.errors import (
     UpstreamRequestError,
     UpstreamServerError,
     UpstreamTimeoutError,
+    server_failed,
 )
 from alice_py.upstream.keypool import mask_key
 from alice_py.upstream.sse import Event, SSEDecoder
@@ -60,13 +66,21 @@ def scrub(message: str, key: str | None = None) -> str:
 # ---- mapping an upstream's error answer to an UpstreamError ----------------------------------------
 
 
-def _error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
-    """(message, code, type) of an OpenAI error object, or of the looser shapes other
-    servers use (``{"error": "text"}``, vLLM's ``{"object": "error", "message": ...}``)."""
+def _error_source(data: Any) -> dict[str, Any] | None:
+    """The dict that holds an error's fields: OpenAI's ``{"error": {...}}``, or the top level
+    for the looser shapes (``{"error": "text"}``, vLLM's ``{"object": "error", "message": ...}``)."""
     if not isinstance(data, dict):
-        return None, None, None
+        return None
     error = data.get("error")
-    source: Any = error if isinstance(error, dict) else data
+    return error if isinstance(error, dict) else data
+
+
+def _error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
+    """(message, code as text, type) of an error answer, in any of the shapes above."""
+    source = _error_source(data)
+    if source is None:
+        return None, None, None
+    error = source.get("error")
     message = error if isinstance(error, str) else source.get("message")
     code, type_ = source.get("code"), source.get("type")
     return (
@@ -74,6 +88,26 @@ def _error_fields(data: Any) -> tuple[str | None, str | None, str | None]:
         str(code) if code is not None else None,
         str(type_) if isinstance(type_, str) else None,
     )
+
+
+def _error_object(data: Any, key: str | None) -> dict[str, Any] | None:
+    """The upstream's error object as it sent it (``param``, ``code`` of any JSON type, extra
+    fields such as llama.cpp's ``n_ctx``), its texts scrubbed of keys; None for ``{"error": "text"}``."""
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if isinstance(error, dict):
+        source = error
+    elif data.get("object") == "error":
+        source = {name: value for name, value in data.items() if name != "object"}
+    else:
+        return None
+    return {name: scrub(value, key) if isinstance(value, str) else value for name, value in source.items()}
+
+
+def _body_text(body: bytes) -> str | None:
+    text = body.decode("utf-8", "replace").strip()
+    return text or None
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -93,21 +127,29 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _classify(
-    status: int, message: str, code: str | None, type_: str | None, retry_after: float | None
+    status: int,
+    shown: str,
+    detail: str,
+    fields: tuple[str | None, str | None, dict[str, Any] | None],
+    retry_after: float | None,
+    *,
+    server_message: str,
 ) -> UpstreamError:
+    """The error for ``status``: ``shown`` is the upstream's message (for 4xx the client
+    sees it), ``detail`` the full text for the log; ``server_message`` what a 5xx shows."""
+    code, type_, error_object = fields
+    common: dict[str, Any] = {"detail": detail, "upstream_status": status, "code": code, "type": type_}
     if status == 401:
-        return InvalidKeyError(message, upstream_status=status, code=code, type=type_)
+        return InvalidKeyError(KEY_INVALID, **common)
     if status == 429:
         if "insufficient_quota" in (code, type_):
-            return QuotaExceededError(message, upstream_status=status, code=code, type=type_)
-        return UpstreamRateLimitError(
-            message, retry_after=retry_after, upstream_status=status, code=code, type=type_
-        )
+            return QuotaExceededError(KEY_QUOTA, **common)
+        return UpstreamRateLimitError(shown, retry_after=retry_after, error_object=error_object, **common)
     if status >= 500:
-        return UpstreamServerError(message, upstream_status=status, code=code, type=type_)
+        return UpstreamServerError(server_message, **common)
     if status >= 400:
-        return UpstreamRequestError(message, upstream_status=status, code=code, type=type_)
-    return UpstreamError(message, upstream_status=status, code=code, type=type_)
+        return UpstreamRequestError(shown, error_object=error_object, **common)
+    return UpstreamError(shown, **common)
 
 
 def _reason(status: int) -> str:
@@ -120,20 +162,25 @@ def _reason(status: int) -> str:
 def error_from_response(
     status: int, body: bytes, headers: Mapping[str, str], *, key: str | None = None
 ) -> UpstreamError:
-    """The UpstreamError for an HTTP error answer, keeping the upstream's own message.
+    """The UpstreamError for an HTTP error answer (``key`` masked out of every text).
 
     401 → InvalidKeyError; 429 with ``insufficient_quota`` → QuotaExceededError; other
     429 → UpstreamRateLimitError (``retry_after`` from the headers); 5xx →
-    UpstreamServerError; other 4xx → UpstreamRequestError. ``key`` is masked out of the message.
+    UpstreamServerError, whose message is only the status (the body, JSON or not, is its
+    ``detail``, for the log); other 4xx → UpstreamRequestError with the upstream's message
+    and error object.
     """
     try:
-        message, code, type_ = _error_fields(orjson.loads(body))
+        data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        message, code, type_ = None, None, None
-    if message is None:
-        message = f"The model API answered HTTP {status} {_reason(status)}"
+        data = None
+    message, code, type_ = _error_fields(data)
+    generic = f"The model API answered HTTP {status} {_reason(status)}"
+    detail = scrub(message or _body_text(body) or generic, key)
+    shown = scrub(message, key) if message else generic
     retry_after = _retry_after(headers) if status == 429 else None
-    return _classify(status, scrub(message, key), code, type_, retry_after)
+    fields = (code, type_, _error_object(data, key))
+    return _classify(status, shown, detail, fields, retry_after, server_message=server_failed(status))
 
 
 _STREAM_ERROR_STATUS = {
@@ -151,13 +198,17 @@ def error_from_payload(data: str | bytes, *, key: str | None = None) -> Upstream
     (``{"error": {...}}`` data or ``event: error``), or as a whole answer by some gateways.
     The class follows the error's code or type; unknown ones count as a server error."""
     try:
-        message, code, type_ = _error_fields(orjson.loads(data))
+        parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
+        parsed = None
+    message, code, type_ = _error_fields(parsed)
+    if parsed is None:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        message, code, type_ = (text.strip() or None), None, None
+        message = text.strip() or None
     status = _STREAM_ERROR_STATUS.get(code or "") or _STREAM_ERROR_STATUS.get(type_ or "") or 500
-    text = message or "The model API reported an error in the middle of its answer"
-    return _classify(status, scrub(text, key), code, type_, None)
+    text = scrub(message or "The model API reported an error in the middle of its answer", key)
+    fields = (code, type_, _error_object(parsed, key))
+    return _classify(status, text, text, fields, None, server_message=REPORTED_ERROR)
 
 
 def _json_object(raw: bytes | str) -> dict[str, Any]:
@@ -247,6 +298,13 @@ def is_connect_timeout(exc: TimeoutError) -> bool:
     return isinstance(exc, aiohttp.ConnectionTimeoutError)
 
 
+def connection_error(exc: Exception, key: str) -> UpstreamConnectionError:
+    """The client is told only whether the API could not be reached or broke off; the
+    exception's text (it names the internal host and port) is the detail, for the log."""
+    message = UNREACHABLE if isinstance(exc, aiohttp.ClientConnectorError) else BROKE_OFF
+    detail = scrub(str(exc) or type(exc).__name__, key)
+    return UpstreamConnectionError(message, detail=f"Connection to the model API failed: {detail}")
+
 
 class _NetworkErrors:
     """``with client._network_errors(key, streaming=...)``: a class, not ``@contextmanager``,
@@ -268,8 +326,7 @@ class _NetworkErrors:
         if isinstance(exc, TimeoutError):
             raise self._client.timeout_error(exc, self._streaming) from exc
         if isinstance(exc, CONNECTION_ERRORS):
-            detail = scrub(str(exc) or type(exc).__name__, self._key)
-            raise UpstreamConnectionError(f"Connection to the model API failed: {detail}") from exc
+            raise connection_error(exc, self._key) from exc
         return False
 
 

@@ -35,13 +35,17 @@ KeyStatus = Literal["active", "cooling", "disabled"]
 def mask_key(key: str) -> str:
     """``sk-proj-abc…wxyz`` → ``sk-…wxyz``: the prefix up to the first dash, ``…``, the last 4.
 
-    Keys too short to hide anything after that (under 12 characters) are fully masked.
+    Never more than half of a key shows, so short keys show fewer characters: the last
+    ``min(4, len // 2)`` (an 8-character key ``…wxyz``, a 5-character one ``…yz``, a
+    3-character one ``…z``), and the prefix only from 12 characters on. Only a
+    1-character key (nothing can show without showing all of it) is the bare ``…``.
     """
-    if len(key) < 12:
-        return "…"
-    dash = key.find("-")
-    prefix = key[: dash + 1] if 0 <= dash <= 4 else ""
-    return f"{prefix}…{key[-4:]}"
+    if len(key) >= 12:
+        dash = key.find("-")
+        prefix = key[: dash + 1] if 0 <= dash <= 4 else ""
+        return f"{prefix}…{key[-4:]}"
+    shown = min(4, len(key) // 2)
+    return "…" + key[len(key) - shown :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +149,12 @@ class KeyPool:
         if entry is None:
             return
         entry.failures += 1
-        entry.last_error = error.message
+        entry.last_error = error.detail
         if isinstance(error, InvalidKeyError | QuotaExceededError):
             if self._auto_remove:
                 invalid = isinstance(error, InvalidKeyError)
                 entry.disabled_reason = "invalid key" if invalid else "quota exceeded"
-                log.warning("API key %s disabled: %s", mask_key(key), error.message)
+                log.warning("API key %s disabled: %s", mask_key(key), error.detail)
                 return
             self._cool_down(entry, None)
         elif isinstance(error, UpstreamRateLimitError):
@@ -165,7 +169,8 @@ class KeyPool:
         else:
             seconds = min(max(retry_after, 0.0), RETRY_AFTER_MAX)
         entry.cooldown_until = self._clock() + seconds
-        log.info("API key %s cooling down for %.1f s", mask_key(entry.key), seconds)
+        # DEBUG: the failure log already has one (folded) line for the failure that caused it.
+        log.debug("API key %s cooling down for %.1f s", mask_key(entry.key), seconds)
 
     def add(self, keys: Iterable[str]) -> list[str]:
         """Add keys (stripped; blank and already present ones skipped); returns those added."""

@@ -10,15 +10,19 @@ Failover policy (like openai-python's retries, but across keys and without sleep
   wait, and a bad request fails the same way on every key.
 - A stream fails over only before its first chunk; after that, the client has started
   receiving the answer and errors propagate.
+
+Every failed attempt, retried or not, is one line in the failure log (``failure_log``,
+which folds repeats) with the key masked; a failure that is retried says with which key.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
+from alice_py.failure_log import FailureLog
+from alice_py.request_ids import current
 from alice_py.upstream.client import OpenAIClient, chunk_text, response_text
 from alice_py.upstream.errors import (
     InvalidKeyError,
@@ -29,10 +33,8 @@ from alice_py.upstream.errors import (
     UpstreamRateLimitError,
     UpstreamServerError,
 )
-from alice_py.upstream.keypool import KeyPool, mask_key
+from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.types import UpstreamRequest
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Chunks = AsyncGenerator[dict[str, Any], None]
@@ -50,9 +52,10 @@ RETRIED = (
 class UpstreamRouter:
     """Requests to one OpenAI-compatible upstream through its key pool (``router.pool``)."""
 
-    def __init__(self, client: OpenAIClient, pool: KeyPool) -> None:
+    def __init__(self, client: OpenAIClient, pool: KeyPool, failures: FailureLog | None = None) -> None:
         self.client = client
         self.pool = pool
+        self.failures = failures if failures is not None else FailureLog()
 
     def __repr__(self) -> str:
         return f"<UpstreamRouter {self.client.base_url} {self.pool!r}>"
@@ -62,33 +65,49 @@ class UpstreamRouter:
         if not isinstance(error, RETRIED):
             return None
         try:
-            retry_key = self.pool.acquire(exclude=(key,))
+            return self.pool.acquire(exclude=(key,))
         except NoAvailableKeysError:
             return None
-        log.warning(
-            "model API failed with key %s (%s, HTTP %s); retrying once with key %s",
-            mask_key(key),
-            type(error).__name__,
-            error.upstream_status,
-            mask_key(retry_key),
-        )
+
+    def _acquire(self) -> str:
+        try:
+            key = self.pool.acquire()
+        except NoAvailableKeysError as exc:
+            self.failures.upstream(exc, None)
+            raise
+        self._using(key)
+        return key
+
+    @staticmethod
+    def _using(key: str) -> None:
+        """The request's key, for a failure logged later (the client leaving)."""
+        info = current()
+        if info is not None:
+            info.key = key
+
+    def _failed(self, key: str, error: UpstreamError) -> str | None:
+        """Report ``key``'s failure to the pool and the log; the key to retry with, if any."""
+        self.pool.report_failure(key, error)
+        retry_key = self._retry_key(key, error)
+        self.failures.upstream(error, key, retry_key)
         return retry_key
 
     async def _attempt(self, send: Callable[[str], Awaitable[T]]) -> tuple[str, T]:
         """``send(key)`` with a key from the pool, and once more with another key if it
-        failed in a way another key may fix. Failures are reported to the pool."""
-        key = self.pool.acquire()
+        failed in a way another key may fix. Failures are reported to the pool and logged."""
+        key = self._acquire()
         try:
             return key, await send(key)
         except UpstreamError as exc:
-            self.pool.report_failure(key, exc)
-            retry_key = self._retry_key(key, exc)
+            retry_key = self._failed(key, exc)
             if retry_key is None:
                 raise
+        self._using(retry_key)
         try:
             return retry_key, await send(retry_key)
         except UpstreamError as exc:
             self.pool.report_failure(retry_key, exc)
+            self.failures.upstream(exc, retry_key)
             raise
 
     async def call(self, request: UpstreamRequest) -> dict[str, Any]:
@@ -119,6 +138,7 @@ class UpstreamRouter:
                     yield batch
         except UpstreamError as exc:
             self.pool.report_failure(key, exc)
+            self.failures.upstream(exc, key)
             raise
         finally:
             await batches.aclose()

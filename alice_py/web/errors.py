@@ -7,7 +7,9 @@ response. Every dialect module registers its own at ``add_routes`` time::
     request.app[keys.ERROR_FORMATTERS].register("/v1", openai_error)
 
 Paths no dialect claimed get Alice's plain text. A formatter picks the status too
-(Alice's honours ``--compat-status``; zhuweiyou's answers 500 for everything).
+(Alice's honours ``--compat-status``; zhuweiyou's answers 500 for everything), and
+writes ``client_message(error)``: an error whose details stay in the log (an upstream
+5xx, a connection failure, a bug) names the request id, so a user can quote it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,30 @@ from aiohttp import web
 
 from alice_py import keys
 from alice_py.errors import AliceError, RateLimited
+from alice_py.request_ids import current_id
 
 ErrorFormatter = Callable[[web.Request, AliceError], web.Response]
 """Builds the response for ``error`` raised while handling ``request``."""
 
 INTERNAL_ERROR = "Internal server error, please try again later"
+
+
+class InternalError(AliceError):
+    """A bug: the traceback is in the log, under the request id the client is told."""
+
+    details_in_log = True
+
+    def __init__(self) -> None:
+        super().__init__(INTERNAL_ERROR)
+
+
+def client_message(error: AliceError) -> str:
+    """The message for the client; ``(request id …)`` added when the log has the details."""
+    if error.details_in_log:
+        request_id = current_id()
+        if request_id is not None:
+            return f"{error.message} (request id {request_id})"
+    return error.message
 
 
 class ErrorFormatters:
@@ -63,7 +84,7 @@ def plain_text_error(request: web.Request, error: AliceError) -> web.Response:
     """Alice's error: the message as the whole plain-text body (``e.response.data`` in a frontend)."""
     return web.Response(
         status=error_status(request, error),
-        body=safe_text(error.message),
+        body=safe_text(client_message(error)),
         content_type="text/plain",
         charset="utf-8",
     )

@@ -6,10 +6,12 @@ request pays for each layer, see docs/performance.md)::
 
     errors  ─►  preflight  ─►  auth  ─►  handler (rate-limited ones count a model call)
 
-- errors: a raised ``AliceError`` becomes the response of the dialect that owns the
+- errors: each request gets its id (``request_ids``; ``X-Request-Id`` on every answer);
+  a raised ``AliceError`` becomes the response of the dialect that owns the
   path (``web.errors``), aiohttp's 413 a clear message; other aiohttp HTTP exceptions
   pass through, and anything unexpected gets a short 500 (traceback in the log,
-  never in the body).
+  never in the body). Failures go to the failure log (``failure_log``), a client
+  that went away included.
 - preflight: ``OPTIONS`` on every existing route is answered before auth.
 - auth: the route's guard (``web.auth``).
 - ``CorsHeaders`` adds ``Access-Control-*`` to every response as it is prepared,
@@ -19,17 +21,20 @@ request pays for each layer, see docs/performance.md)::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from alice_py import keys
 from alice_py.errors import AliceError, BadRequest, PayloadTooLarge
+from alice_py.failure_log import FailureLog, flushing
+from alice_py.request_ids import HEADER, RequestIds
 from alice_py.web.auth import AuthTable, check_credentials
-from alice_py.web.errors import INTERNAL_ERROR, ErrorFormatters, plain_text_error, render_error
+from alice_py.web.errors import ErrorFormatters, InternalError, plain_text_error, render_error
 from alice_py.web.ratelimit import SlidingWindowLimiter
 from alice_py.web.replay import memory_replay_guard
 
@@ -37,7 +42,7 @@ log = logging.getLogger(__name__)
 
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = ("token", "uuid", "conversation", "settings", "content-type", "authorization")
-EXPOSE_HEADERS = "Retry-After, Share-Id, Share-URL"
+EXPOSE_HEADERS = f"Retry-After, Share-Id, Share-URL, {HEADER}"
 PREFLIGHT_MAX_AGE = "600"
 NULL_ORIGIN = "null"
 ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", EXPOSE_HEADERS))
@@ -46,28 +51,39 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    info = request.app[keys.REQUEST_IDS].begin(request.method, request.path)
     try:
         missing = isinstance(request.match_info.http_exception, web.HTTPNotFound)
         if request.method == "OPTIONS" and not missing:
-            return preflight(request)
-        await check_credentials(request)
-        return await handler(request)
+            response: web.StreamResponse = preflight(request)
+        else:
+            await check_credentials(request)
+            response = await handler(request)
     except AliceError as exc:
-        return render_error(request, exc)
+        request.app[keys.FAILURE_LOG].service_error(exc)
+        response = render_error(request, exc)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[keys.CONFIG].server.max_body
-        return render_error(
+        response = render_error(
             request, PayloadTooLarge(f"Request body too large: at most {limit} bytes are accepted")
         )
-    except web.HTTPException:
+    except web.HTTPException as exc:
+        exc.headers[HEADER] = info.id
         raise
     except ConnectionResetError:
         # The client went away while its body was being read: nobody will read this answer.
-        log.debug("client disconnected during %s %s", request.method, request.path)
-        return render_error(request, BadRequest("The connection was lost while reading the request"))
+        request.app[keys.FAILURE_LOG].client_gone()
+        response = render_error(request, BadRequest("The connection was lost while reading the request"))
+    except asyncio.CancelledError:
+        # handler_cancellation: the client went away (its transport is gone), or shutdown cancels.
+        request.app[keys.FAILURE_LOG].client_gone(transport_closed=request.transport is None)
+        raise
     except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        return render_error(request, AliceError(INTERNAL_ERROR))
+        log.exception("unexpected error in %s (request id %s)", info.route, info.id)
+        response = render_error(request, InternalError())
+    if not response.prepared:  # a stream (web.sse.AnswerStream) sent its id with its headers
+        response.headers[HEADER] = info.id
+    return response
 
 
 def _allow_headers(request: web.Request) -> str:
@@ -135,9 +151,18 @@ class CorsHeaders:
             headers.extend(ANY_ORIGIN)
 
 
+async def failure_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with flushing(app[keys.FAILURE_LOG]):
+        yield
+
+
 def install(app: web.Application) -> None:
-    """The shared state (error formats, auth table, replay set, rate limiter) and the pipeline."""
+    """The shared state (error formats, auth table, replay set, rate limiter, request ids,
+    failure log) and the pipeline."""
     cfg = app[keys.CONFIG]
+    app[keys.REQUEST_IDS] = RequestIds()
+    app[keys.FAILURE_LOG] = FailureLog()
+    app.cleanup_ctx.append(failure_log_ctx)
     app[keys.ERROR_FORMATTERS] = ErrorFormatters(plain_text_error)
     app[keys.AUTH_TABLE] = AuthTable()
     app[keys.REPLAY_GUARD] = memory_replay_guard(cfg)

@@ -25,8 +25,11 @@ from typing import Protocol
 
 from aiohttp import web
 
+from alice_py import keys
 from alice_py.errors import AliceError
-from alice_py.web.errors import INTERNAL_ERROR
+from alice_py.failure_log import FailureLog
+from alice_py.request_ids import HEADER, current_id
+from alice_py.web.errors import InternalError, client_message
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,12 @@ class AnswerStream(web.StreamResponse):
     """
 
     _send_headers_immediately = False
+
+    def __init__(self, *, headers: Mapping[str, str]) -> None:
+        super().__init__(headers=headers)
+        request_id = current_id()
+        if request_id is not None:
+            self.headers[HEADER] = request_id  # the middleware cannot: these go out before it returns
 
 
 class Pieces(Protocol):
@@ -99,20 +108,23 @@ def _encode(fmt: StreamFormat, batch: list[str]) -> bytes:
     return b"".join([fmt.piece(piece) for piece in batch])
 
 
-async def _write_rest(response: web.StreamResponse, answer: Pieces, fmt: StreamFormat) -> bytes:
+async def _write_rest(
+    response: web.StreamResponse, answer: Pieces, fmt: StreamFormat, failures: FailureLog
+) -> bytes:
     """Every remaining batch of pieces, each in one write; the end of the stream to send last:
-    ``fmt.done()``, or the error that stopped the answer."""
+    ``fmt.done()``, or the error that stopped the answer (in the failure log: an upstream
+    error by the router, any other here)."""
     try:
         while (batch := await answer.next_batch()) is not None:
             await response.write(_encode(fmt, batch))
     except AliceError as exc:
-        log.info("answer failed after its first piece: %s", exc.message)
-        return fmt.error(exc.message)
+        failures.service_error(exc)
+        return fmt.error(client_message(exc))
     except ConnectionResetError:
         raise
     except Exception:
-        log.exception("answer failed after its first piece")
-        return fmt.error(INTERNAL_ERROR)
+        log.exception("answer failed after its first piece (request id %s)", current_id())
+        return fmt.error(client_message(InternalError()))
     return fmt.done()
 
 
@@ -125,6 +137,7 @@ async def stream_answer(
     answer from a fast upstream), and the end of the stream with the last chunk: a
     20-piece answer that arrives at once costs 2 writes, not 22 (docs/performance.md).
     """
+    failures = request.app[keys.FAILURE_LOG]
     try:
         first = await answer.next_batch()
         response = AnswerStream(headers=fmt.headers)
@@ -132,12 +145,12 @@ async def stream_answer(
         try:
             if first is not None:
                 await response.write(_encode(fmt, first))
-                end = await _write_rest(response, answer, fmt)
+                end = await _write_rest(response, answer, fmt, failures)
             else:
                 end = fmt.done()
             await response.write_eof(end)
         except ConnectionResetError:
-            log.info("client went away during the answer to %s %s", request.method, request.path)
+            failures.client_gone()
         return response
     finally:
         await answer.aclose()

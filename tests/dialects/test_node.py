@@ -121,7 +121,8 @@ async def test_stream_failing_midway_sends_an_error_event(client: Client, fake_s
     assert raw.startswith('data: "Demo "\n\n')
     assert "event: error\ndata: " in raw
     error = orjson.loads(raw.split("event: error\ndata: ")[1].split("\n")[0])
-    assert "middle of the answer" in error["error"]
+    request_id = response.headers["X-Request-Id"]
+    assert error["error"] == f"the model API reported an error (request id {request_id})"
     assert "[DONE]" not in raw
     fake_state.stream_error_after = None
     await ask(client, "three", conversationId=first["conversationId"])

@@ -135,14 +135,16 @@ async def test_upstream_timeout_is_504(make_client: MakeClient, fake_state: Fake
     assert (await response.json())["error"]["code"] == "timeout"
 
 
-async def test_quota_exhausted_is_429_insufficient_quota(
+async def test_upstream_quota_exhausted_is_a_502_about_the_service_key(
     make_client: MakeClient, fake_state: FakeState
 ) -> None:
     client = await make_client()
     fake_state.fail_next("quota")
     response = await client.post(CHAT, json={"model": "gpt-4o-mini", "messages": HELLO})
-    assert response.status == 429
-    assert (await response.json())["error"]["code"] == "insufficient_quota"
+    assert response.status == 502
+    error = (await response.json())["error"]
+    assert error["code"] == "upstream_key_refused"
+    assert error["message"].startswith("the model API refused the service's API key (its quota is used up)")
 
 
 async def test_failover_to_another_key_is_invisible(make_client: MakeClient, fake_state: FakeState) -> None:

@@ -122,17 +122,19 @@ async def test_auth_token_is_the_client_key_when_none_are_configured(make_server
             await client.models.list()
 
 
-async def test_upstream_invalid_key_is_an_authentication_error(
+async def test_upstream_refusing_the_service_key_is_not_an_authentication_error(
     server: TestServer, fake_state: FakeState
 ) -> None:
     fake_state.fail_next("invalid_key")
     async with async_client(server) as client:
-        with pytest.raises(openai.AuthenticationError) as caught:
+        with pytest.raises(openai.InternalServerError) as caught:
             await client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
             )
-    assert UPSTREAM_KEY not in str(caught.value)
-    assert "sk-…1234" in caught.value.message
+    assert caught.value.status_code == 502
+    assert caught.value.code == "upstream_key_refused"
+    assert "the model API refused the service's API key (invalid or revoked)" in caught.value.message
+    assert UPSTREAM_KEY not in str(caught.value) and "…" not in caught.value.message
 
 
 async def test_upstream_rate_limit_is_a_rate_limit_error(server: TestServer, fake_state: FakeState) -> None:
@@ -178,7 +180,8 @@ async def test_stream_failing_midway_raises_in_the_sdk(server: TestServer, fake_
             async for chunk in stream:
                 received.append(chunk.choices[0].delta.content or "")
     assert "".join(received) == "Demo answer "
-    assert "middle of the answer" in caught.value.message
+    assert "the model API reported an error (request id " in caught.value.message
+    assert "demo upstream" not in caught.value.message
 
 
 async def test_no_usable_key_is_503(make_server: MakeServer) -> None:
@@ -197,19 +200,22 @@ async def test_stream_refused_before_its_first_chunk_is_an_http_error(
 ) -> None:
     fake_state.fail_next("invalid_key")
     async with async_client(server) as client:
-        with pytest.raises(openai.AuthenticationError):
+        with pytest.raises(openai.InternalServerError) as caught:
             await client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
             )
+    assert caught.value.status_code == 502
 
 
 async def test_revoked_upstream_key_then_no_key_left(make_server: MakeServer, fake_state: FakeState) -> None:
     server = await make_server(upstream={"keys": ("sk-bad-revoked-00000000",)})
     async with async_client(server) as client:
-        with pytest.raises(openai.AuthenticationError) as first:
+        with pytest.raises(openai.InternalServerError) as first:
             await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         with pytest.raises(openai.InternalServerError) as second:
             await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     assert "sk-bad-revoked-00000000" not in first.value.message
+    assert first.value.status_code == 502 and first.value.code == "upstream_key_refused"
     assert second.value.status_code == 503
+    assert second.value.message.endswith("No available API keys")
     assert len(fake_state.requests) == 1  # the disabled key is not tried again

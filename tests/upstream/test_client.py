@@ -95,19 +95,21 @@ async def test_list_models(client: OpenAIClient, state: FakeState) -> None:
     assert (state.last.method, state.last.key) == ("GET", KEY)
 
 
-async def test_invalid_key_keeps_message_and_masks_key(client: OpenAIClient) -> None:
+async def test_invalid_key_says_the_service_key_was_refused_and_logs_it_masked(client: OpenAIClient) -> None:
     bad = "sk-bad-0123456789abcdef"
     error = await fail(client, chat(), bad)
     assert isinstance(error, InvalidKeyError)
     assert (error.upstream_status, error.code, error.status) == (401, "invalid_api_key", 502)
-    assert error.message.startswith("Incorrect API key provided: sk-…cdef.")
-    assert bad not in error.message and bad not in str(error)
+    assert error.message == "the model API refused the service's API key (invalid or revoked)"
+    assert error.detail.startswith("Incorrect API key provided: sk-…cdef.")
+    assert bad not in error.detail and bad not in str(error)
 
 
 async def test_quota(client: OpenAIClient) -> None:
     error = await fail(client, chat(), "sk-noquota-0123456789")
     assert isinstance(error, QuotaExceededError) and error.code == "insufficient_quota"
-    assert "exceeded your current quota" in error.message
+    assert error.message == "the model API refused the service's API key (its quota is used up)"
+    assert "exceeded your current quota" in error.detail
 
 
 async def test_rate_limit_has_retry_after(client: OpenAIClient, state: FakeState) -> None:
@@ -121,7 +123,8 @@ async def test_rate_limit_has_retry_after(client: OpenAIClient, state: FakeState
 async def test_server_error(client: OpenAIClient) -> None:
     error = await fail(client, chat(), "sk-error5xx-0123456789")
     assert isinstance(error, UpstreamServerError) and error.upstream_status == 500
-    assert error.message == "The server had an error while processing your request. Sorry about that!"
+    assert error.message == "the model API failed (HTTP 500)"
+    assert error.detail == "The server had an error while processing your request. Sorry about that!"
 
 
 async def test_other_4xx_keeps_the_upstream_message(client: OpenAIClient) -> None:
@@ -168,8 +171,11 @@ async def test_connection_refused(session: aiohttp.ClientSession) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     client = OpenAIClient(session, f"http://127.0.0.1:{port}/v1", connect_timeout=1, timeout=1)
-    with pytest.raises(UpstreamConnectionError, match="Connection to the model API failed"):
+    with pytest.raises(UpstreamConnectionError) as caught:
         await client.call(KEY, chat())
+    assert caught.value.message == "the model API is unreachable"
+    assert caught.value.detail.startswith("Connection to the model API failed")
+    assert f"127.0.0.1:{port}" in caught.value.detail
 
 
 async def test_broken_stream(client: OpenAIClient, state: FakeState) -> None:
@@ -192,10 +198,11 @@ async def test_error_inside_a_stream(client: OpenAIClient, state: FakeState, as_
     state.stream_error_after = 2
     state.stream_error_as_event = as_event
     received = []
-    with pytest.raises(UpstreamServerError, match="failed in the middle of the answer"):
+    with pytest.raises(UpstreamServerError, match="the model API reported an error") as caught:
         async for chunk in client.stream(KEY, chat()):
             received.append(chunk)
     assert len(received) == 2
+    assert "failed in the middle of the answer" in caught.value.detail
 
 
 async def wait_for_disconnect(state: FakeState) -> None:
@@ -238,7 +245,9 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(
 def test_error_mapping_without_a_json_body() -> None:
     error = error_from_response(502, b"<html>Bad Gateway</html>", {})
     assert isinstance(error, UpstreamServerError)
-    assert error.message == "The model API answered HTTP 502 Bad Gateway"
+    assert (error.message, error.detail) == ("the model API failed (HTTP 502)", "<html>Bad Gateway</html>")
+    empty = error_from_response(404, b"", {})
+    assert empty.message == empty.detail == "The model API answered HTTP 404 Not Found"
 
 
 def test_error_mapping_of_loose_error_shapes() -> None:
@@ -263,12 +272,16 @@ def test_retry_after_headers() -> None:
 
 def test_key_like_strings_are_masked_even_if_not_ours() -> None:
     body = b'{"error": {"message": "key sk-proj-ABCDEFGHIJKLMNOPQRST is revoked"}}'
-    assert error_from_response(401, body, {}).message == "key sk-…QRST is revoked"
+    assert error_from_response(401, body, {}).detail == "key sk-…QRST is revoked"
+    key = "sk-proj-ABCDEFGHIJKLMNOPQRST"
+    wrong = b'{"error": {"message": "bad value %s", "param": "%s"}}' % (key.encode(), key.encode())
+    passed = error_from_response(400, wrong, {}).error_object
+    assert passed == {"message": "bad value sk-…QRST", "param": "sk-…QRST"}
 
 
 def test_stream_error_classified_by_code() -> None:
     quota = error_from_payload('{"error": {"message": "no credit", "code": "insufficient_quota"}}')
-    assert isinstance(quota, QuotaExceededError) and quota.message == "no credit"
+    assert isinstance(quota, QuotaExceededError) and quota.detail == "no credit"
     assert isinstance(error_from_payload("plain text failure"), UpstreamServerError)
 
 
@@ -298,10 +311,13 @@ async def test_gateway_answering_200_with_an_error_object(
 ) -> None:
     error = {"error": {"message": "upstream overloaded", "type": "server_error"}}
     client = await json_only_upstream(aiohttp_server, session, error)
-    with pytest.raises(UpstreamServerError, match="upstream overloaded"):
+    with pytest.raises(UpstreamServerError) as called:
         await client.call(KEY, chat())
-    with pytest.raises(UpstreamServerError, match="upstream overloaded"):
+    with pytest.raises(UpstreamServerError) as streamed:
         await collect(client, chat())
+    for caught in (called, streamed):
+        assert caught.value.message == "the model API reported an error"
+        assert caught.value.detail == "upstream overloaded"
 
 
 async def test_server_ignoring_stream_true(aiohttp_server: Any, session: aiohttp.ClientSession) -> None:

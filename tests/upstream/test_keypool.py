@@ -30,7 +30,10 @@ def states(pool: KeyPool) -> list[str]:
         ("sk-proj-abcdefghijklmnopqrstuvwx1234", "sk-…1234"),
         ("sk-abcdefghijklmnop9876", "sk-…9876"),
         ("0123456789abcdef0123456789abcdef", "…cdef"),
-        ("sk-short", "…"),
+        ("sk-short", "…hort"),  # short keys show their last four too, but never more than half
+        ("abcde", "…de"),
+        ("abc", "…c"),
+        ("x", "…"),
         ("", "…"),
     ],
 )

@@ -90,7 +90,7 @@ async def test_only_one_retry(client: OpenAIClient, state: FakeState, clock: Clo
     router = make_router(client, [BAD1, BAD2, GOOD1], clock)
     with pytest.raises(InvalidKeyError) as caught:
         await router.text(CHAT)
-    assert BAD2 not in caught.value.message and "sk-…bbbb" in caught.value.message
+    assert BAD2 not in caught.value.detail and "sk-…bbbb" in caught.value.detail
     assert state.keys_used == [BAD1, BAD2]
     assert await router.text(CHAT) == ANSWER
 

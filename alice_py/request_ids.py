@@ -1,0 +1,74 @@
+"""Request ids: a short id for every request, for its log lines and its ``X-Request-Id`` header.
+
+An id is a per-process random prefix and a counter (``3f9a1c-2b``): unique enough to find
+one request in one process's log, and it costs one ``next()`` and one format per request,
+where a ``uuid4`` would cost a system call. The prefix tells processes apart (``--workers``,
+restarts).
+
+The request being handled is in a ``ContextVar``: aiohttp runs each request in its own task,
+with a copy of the context, so what the error middleware sets is seen by everything that
+request runs (the router's log lines, the stream writers) and by no other request. Code
+that runs outside a request sees ``None``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from contextvars import ContextVar
+
+HEADER = "X-Request-Id"
+
+
+class RequestInfo:
+    """The request being handled, as its failure log lines name it."""
+
+    __slots__ = ("client_gone", "id", "key", "method", "path", "started")
+
+    def __init__(self, request_id: str, method: str, path: str) -> None:
+        self.id = request_id
+        self.method = method
+        self.path = path
+        self.started = time.monotonic()
+        self.key: str | None = None
+        """The upstream key of the latest model call, set by the router (never shown unmasked)."""
+        self.client_gone = False
+        """Set once the client's leaving is logged, so that it is logged once."""
+
+    @property
+    def route(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+# A ContextVar is made once, at import: its value is per request (per task), not shared state.
+_CURRENT: ContextVar[RequestInfo | None] = ContextVar("alice_py_request", default=None)
+
+
+class RequestIds:
+    """Makes the ids of one process (one app): ``<prefix>-<counter in hex>``."""
+
+    __slots__ = ("_count", "prefix")
+
+    def __init__(self, prefix: str | None = None) -> None:
+        self.prefix = prefix or secrets.token_hex(3)
+        self._count = itertools.count(1)
+
+    def begin(self, method: str, path: str) -> RequestInfo:
+        """A fresh id for the request now being handled, made current for its task."""
+        info = RequestInfo(f"{self.prefix}-{next(self._count):x}", method, path)
+        _CURRENT.set(info)
+        return info
+
+
+def current() -> RequestInfo | None:
+    """The request being handled, or None outside a request."""
+    return _CURRENT.get()
+
+
+def current_id() -> str | None:
+    info = _CURRENT.get()
+    return info.id if info is not None else None
