@@ -89,7 +89,7 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        client.close()
+        await client.close()
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
