@@ -3,6 +3,7 @@ streams that end without a ``finish_reason``: the client against the fake on rea
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from types import SimpleNamespace
 from typing import Any
@@ -181,3 +182,35 @@ async def test_a_finish_reason_in_any_chunk_counts(client: OpenAIClient, state: 
     request = UpstreamRequest("chat", {**chat("q").body, "stream_options": {"include_usage": True}})
     chunks = [chunk async for chunk in client.stream(KEY, request)]
     assert chunks[-1]["choices"] == [] and chunks[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_an_error_mid_stream_does_not_leave_its_connection_to_the_pool(
+    fake_url: str, state: FakeState
+) -> None:
+    session, counts = await counting_session()
+    async with session:
+        client = OpenAIClient(session, fake_url, connect_timeout=2, timeout=5)
+        state.chunk_delay = 0.02
+        state.stream_error_after = 2  # then the error, and the body ends cleanly
+        with pytest.raises(UpstreamServerError):
+            await streamed_text(client, chat("a b c"))
+        state.stream_error_after = None
+        assert await streamed_text(client, chat("one")) == CHAT_PREFIX + "one"
+        assert await streamed_text(client, chat("two")) == CHAT_PREFIX + "two"
+        await client.close()
+    assert counts.opened == 2  # a new one after the failed stream, then kept alive as usual
+
+
+async def test_a_timed_reset_of_an_idle_connection_costs_no_retry(fake_url: str, state: FakeState) -> None:
+    session, counts = await counting_session()
+    async with session:
+        client = OpenAIClient(session, fake_url, connect_timeout=2, timeout=5)
+        state.reset_delay = 0.02
+        state.fail_next("reset_after_answer")
+        assert await streamed_text(client, chat("one")) == CHAT_PREFIX + "one"
+        await asyncio.sleep(0.2)  # the reset reaches the idle pooled connection: aiohttp drops it
+        assert await streamed_text(client, chat("two")) == CHAT_PREFIX + "two"
+        await client.close()
+    assert state.resets == 0
+    assert state.keys_used == [KEY, KEY]
+    assert counts.opened == 2

@@ -14,7 +14,7 @@ from yarl import URL
 
 from alice_py.fake import CHAT_PREFIX
 from alice_py.upstream.client import OpenAIClient, chunk_text, response_text
-from alice_py.upstream.errors import UpstreamServerError
+from alice_py.upstream.errors import UpstreamConnectionError, UpstreamServerError
 from alice_py.upstream.types import UpstreamRequest
 
 Answer = Callable[[int], bytes | None]
@@ -138,4 +138,19 @@ async def test_an_error_after_chunks_of_the_same_read_comes_after_them(
         async for chunk in client.stream("sk-x", request):
             received.append(chunk_text("chat", chunk))
     assert received == ["a", "b"]
+    await client.close()
+
+
+# --- a connection dropped before the answer ---------------------------------------------------------
+
+
+async def test_a_dropped_connection_is_retried_once_then_fails(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    server = await serve(lambda n: None)  # every request: the connection closes without an answer
+    client = OpenAIClient(session, str(server.url / "v1"))
+    request = UpstreamRequest("chat", {"model": "m", "messages": []})
+    with pytest.raises(UpstreamConnectionError, match="Server disconnected"):
+        await client.call("sk-x", request)
+    assert (len(server.requests), server.connections) == (2, 2)  # the retry came on a new connection
     await client.close()
