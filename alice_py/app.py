@@ -94,13 +94,14 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         proxy=cfg.upstream.proxy or None,
         connect_timeout=cfg.upstream.connect_timeout,
         timeout=cfg.upstream.timeout,
+        require_finish_reason=cfg.upstream.require_finish_reason,
     )
     app[keys.KEY_POOL] = pool
     app[keys.ROUTER] = UpstreamRouter(client, pool, app[keys.FAILURE_LOG])
     try:
         yield
     finally:
-        client.close()
+        await client.close()
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:

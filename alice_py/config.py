@@ -72,6 +72,7 @@ class UpstreamConfig:
     timeout: float = 300.0
     auto_remove_keys: bool = True
     demo: bool = False
+    require_finish_reason: bool = True
 
 
 @dataclass(frozen=True, slots=True)

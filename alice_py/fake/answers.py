@@ -114,14 +114,15 @@ class Shape:
         self.chat = chat
         self.head = {"id": response_id, "object": "", "created": created, "model": model}
 
-    def response(self, text: str, usage_: dict[str, int]) -> dict[str, Any]:
+    def response(self, text: str, usage_: dict[str, int], finish: bool = True) -> dict[str, Any]:
+        finish_reason = "stop" if finish else None
         if self.chat:
             message = {"role": "assistant", "content": text, "refusal": None}
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }
             return {
                 **self.head,
@@ -130,7 +131,7 @@ class Shape:
                 "usage": usage_,
                 "system_fingerprint": FINGERPRINT,
             }
-        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}
+        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}
         return {**self.head, "object": "text_completion", "choices": [choice], "usage": usage_}
 
     def _chunk(self, choices: list[dict[str, Any]], with_usage: bool) -> dict[str, Any]:
@@ -142,19 +143,24 @@ class Shape:
             chunk["usage"] = None
         return chunk
 
-    def chunks(self, pieces: list[str], usage_: dict[str, int], with_usage: bool) -> Iterator[dict[str, Any]]:
+    def chunks(
+        self, pieces: list[str], usage_: dict[str, int], with_usage: bool, finish: bool = True
+    ) -> Iterator[dict[str, Any]]:
         """OpenAI's stream: (chat) a role chunk, one chunk per piece, a ``finish_reason``
-        chunk, and with ``stream_options.include_usage`` a last chunk with no choices."""
+        chunk (left out unless ``finish``), and with ``stream_options.include_usage`` a last
+        chunk with no choices."""
         if self.chat:
             role = {"role": "assistant", "content": "", "refusal": None}
             yield self._chunk([self._choice(role, None)], with_usage)
             for piece in pieces:
                 yield self._chunk([self._choice({"content": piece}, None)], with_usage)
-            yield self._chunk([self._choice({}, "stop")], with_usage)
+            if finish:
+                yield self._chunk([self._choice({}, "stop")], with_usage)
         else:
             for piece in pieces:
                 yield self._chunk([self._choice(piece, None)], with_usage)
-            yield self._chunk([self._choice("", "stop")], with_usage)
+            if finish:
+                yield self._chunk([self._choice("", "stop")], with_usage)
         if with_usage:
             yield {**self._chunk([], False), "usage": usage_}
 

@@ -15,13 +15,27 @@ FailureKind = Literal[
     "context_overflow",
     "traceback",
     "plain_text_error",
+    "failed_stream_reset",
+    "reset_after_answer",
 ]
 """What ``FakeState.fail_next`` makes the next requests answer:
 401 ``invalid_api_key``; 429 ``insufficient_quota``; 429 ``rate_limit_exceeded`` with
 ``Retry-After: <state.retry_after>``; 500 ``server_error``; 400 ``invalid_request_error``;
 llama.cpp's 400 ``exceed_context_size_error`` (an integer ``code``, extra fields
 ``n_prompt_tokens`` and ``n_ctx``); llama-cpp-python's 500 whose message is a Python
-traceback (file paths, an internal address); that traceback as a ``text/plain`` 500."""
+traceback (file paths, an internal address); that traceback as a ``text/plain`` 500.
+
+Two more misbehave on the connection instead (``CONNECTION_FAILURES``), as llama-cpp-python's
+server does:
+
+- ``failed_stream_reset``: a stream sends ``state.failed_stream_chunks`` chunks, then ends
+  its chunked body cleanly with neither ``finish_reason`` nor ``[DONE]`` (a non-streamed
+  request gets a 500 instead); the connection is kept alive, then reset (see ``reset_delay``).
+- ``reset_after_answer``: a normal, complete answer; then the kept-alive connection is reset.
+
+A connection so marked is reset (RST, no answer) when the next request arrives on it, or
+``state.reset_delay`` seconds after the answer, whichever comes first; ``state.resets``
+counts the requests that met such a reset."""
 
 FAILURE_KINDS: tuple[FailureKind, ...] = (
     "invalid_key",
@@ -32,13 +46,18 @@ FAILURE_KINDS: tuple[FailureKind, ...] = (
     "context_overflow",
     "traceback",
     "plain_text_error",
+    "failed_stream_reset",
+    "reset_after_answer",
 )
+CONNECTION_FAILURES: frozenset[FailureKind] = frozenset({"failed_stream_reset", "reset_after_answer"})
 
 KEY_TRIGGERS: tuple[tuple[str, FailureKind], ...] = (
     ("bad", "invalid_key"),
     ("noquota", "quota"),
     ("ratelimit", "rate_limit"),
     ("error5xx", "server_error"),
+    ("streamreset", "failed_stream_reset"),
+    ("idlereset", "reset_after_answer"),
 )
 """A key containing the word fails every request the same way (checked in this order)."""
 
@@ -67,6 +86,13 @@ class FakeState:
     - ``stream_error_after``: send that many chunks, then an error (``{"error": {...}}`` data,
       or ``event: error`` with ``stream_error_as_event``), and end the stream without ``[DONE]``.
     - ``omit_done``: end every stream cleanly but without ``data: [DONE]``.
+    - ``omit_finish_reason``: no chunk (and no non-streamed answer) carries a ``finish_reason``
+      (a server that never sends one).
+    - ``interrupt_stream_after``: send that many chunks, then ``data: [DONE]`` with no
+      ``finish_reason`` (llama-cpp-python's ``interrupt_requests``).
+    - ``failed_stream_chunks``: the chunks a ``failed_stream_reset`` stream sends.
+    - ``reset_delay``: seconds after which a connection marked for a reset is reset even if no
+      request came; None: only when the next request arrives on it (what a test can rely on).
     - ``retry_after``: the ``Retry-After`` seconds of rate-limit answers.
 
     ``requests`` holds what was received, oldest first (at least the last ``max_recorded``).
@@ -79,12 +105,18 @@ class FakeState:
     stream_error_after: int | None = None
     stream_error_as_event: bool = False
     omit_done: bool = False
+    omit_finish_reason: bool = False
+    interrupt_stream_after: int | None = None
+    failed_stream_chunks: int = 2
+    reset_delay: float | None = None
     retry_after: float = 7.0
     models: tuple[str, ...] = DEFAULT_MODELS
     requests: list[RecordedRequest] = field(default_factory=list)
     max_recorded: int = 1000
     disconnects: int = 0
     """Streams the client went away from before the end (the fake noticed on its next write)."""
+    resets: int = 0
+    """Requests that arrived on a connection marked for a reset, and were answered by one."""
     _failures: deque[FailureKind] = field(default_factory=deque)
     _served: int = 0
 

@@ -3,7 +3,8 @@
 Routes: ``POST /v1/chat/completions``, ``POST /v1/completions`` (streaming and not),
 ``GET /v1/models``. Every request needs ``Authorization: Bearer <key>``; any key is
 accepted unless it holds a trigger word (``bad``, ``noquota``, ``ratelimit``,
-``error5xx``, see ``state.KEY_TRIGGERS``). The answers are described in ``answers``.
+``error5xx``, ``streamreset``, ``idlereset``, see ``state.KEY_TRIGGERS``). The answers are
+described in ``answers``; the connection resets llama-cpp-python's server does, in ``resets``.
 
 Unlike OpenAI, which shows a key half-hidden, the invalid-key message here repeats
 the whole key: it is how the tests check that the service masks it.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +22,13 @@ import orjson
 from aiohttp import web
 
 from alice_py.fake.answers import Shape, chat_answer, completion_answer, error_body, split_answer, usage
-from alice_py.fake.state import FailureKind, FakeState, RecordedRequest
+from alice_py.fake.resets import ConnectionResets, reset
+from alice_py.fake.state import CONNECTION_FAILURES, FailureKind, FakeState, RecordedRequest
 
 STATE = web.AppKey("fake_state", FakeState)
+RESETS = web.AppKey("fake_resets", ConnectionResets)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_BODY = 32 * 1024 * 1024
 
@@ -92,17 +98,17 @@ async def _read_json(request: web.Request) -> Any:
         return None
 
 
-def _refusal(request: web.Request, key: str | None, body: Any, chat: bool) -> web.Response | None:
+def _refusal(
+    state: FakeState, key: str | None, kind: FailureKind | None, body: Any, chat: bool
+) -> web.Response | None:
     """The error answer this request gets, if any, checked in the order OpenAI does."""
-    state = request.app[STATE]
     if key is None:
         message = (
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
         )
         return _error(401, error_body(message, "invalid_request_error"))
-    kind = state.take_failure(key)
-    if kind is not None:
+    if kind is not None and kind not in CONNECTION_FAILURES:
         return _failure_response(kind, key, state)
     if not isinstance(body, dict):
         message = "We could not parse the JSON body of your request. Please send a JSON object."
@@ -122,7 +128,8 @@ async def _model_call(request: web.Request, chat: bool) -> web.StreamResponse:
     key = _bearer(request)
     body = await _read_json(request)
     state.record(RecordedRequest(request.method, request.path, key, body))
-    refusal = _refusal(request, key, body, chat)
+    kind = state.take_failure(key) if key is not None else None
+    refusal = _refusal(state, key, kind, body, chat)
     if refusal is not None:
         return refusal
     if state.delay:
@@ -131,17 +138,36 @@ async def _model_call(request: web.Request, chat: bool) -> web.StreamResponse:
     shape = Shape(chat, f"{prefix}{state.next_id()}", int(time.time()), str(body["model"]))
     answer = chat_answer(body) if chat else completion_answer(body)
     counts = usage(body, answer)
+    finish = not (state.omit_finish_reason or state.interrupt_stream_after is not None)
     if body.get("stream"):
         options = body.get("stream_options")
         with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        chunks = list(shape.chunks(split_answer(answer, state.words_per_chunk), counts, with_usage))
-        return await _stream(request, state, chunks)
-    return web.Response(body=orjson.dumps(shape.response(answer, counts)), content_type="application/json")
+        finish = finish and kind != "failed_stream_reset"
+        pieces = split_answer(answer, state.words_per_chunk)
+        return await _stream(request, state, list(shape.chunks(pieces, counts, with_usage, finish)), kind)
+    if kind == "failed_stream_reset":
+        message = "The demo upstream failed like llama-cpp-python's server: see its log."
+        response = _error(500, error_body(message, "server_error"))
+    else:
+        response = web.Response(
+            body=orjson.dumps(shape.response(answer, counts, finish)), content_type="application/json"
+        )
+    if kind in CONNECTION_FAILURES:
+        await response.prepare(request)
+        await response.write_eof()
+        request.app[RESETS].mark(request, state.reset_delay)
+    return response
 
 
-def _frames(state: FakeState, chunks: list[dict[str, Any]]) -> tuple[list[bytes], bool]:
+def _frames(
+    state: FakeState, chunks: list[dict[str, Any]], kind: FailureKind | None
+) -> tuple[list[bytes], bool]:
     """The SSE frames to send, and whether to cut the connection after them."""
     frames = [b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks]
+    if kind == "failed_stream_reset":
+        return frames[: state.failed_stream_chunks], False
+    if state.interrupt_stream_after is not None:
+        return [*frames[: state.interrupt_stream_after], b"data: [DONE]\n\n"], False
     if state.break_stream_after is not None:
         return frames[: state.break_stream_after], True
     if state.stream_error_after is not None:
@@ -159,12 +185,14 @@ def _frames(state: FakeState, chunks: list[dict[str, Any]]) -> tuple[list[bytes]
     return frames, False
 
 
-async def _stream(request: web.Request, state: FakeState, chunks: list[dict[str, Any]]) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, state: FakeState, chunks: list[dict[str, Any]], kind: FailureKind | None
+) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
     )
     await response.prepare(request)
-    frames, cut = _frames(state, chunks)
+    frames, cut = _frames(state, chunks, kind)
     try:
         if state.chunk_delay:
             for index, frame in enumerate(frames):
@@ -187,7 +215,26 @@ async def _stream(request: web.Request, state: FakeState, chunks: list[dict[str,
         request.transport.close()
         return response
     await response.write_eof()
+    if kind in CONNECTION_FAILURES:
+        request.app[RESETS].mark(request, state.reset_delay)
     return response
+
+
+@web.middleware
+async def reset_marked(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request on a connection marked for a reset is recorded, then met with the reset."""
+    transport = request.app[RESETS].take(request)
+    if transport is None:
+        return await handler(request)
+    state = request.app[STATE]
+    state.record(RecordedRequest(request.method, request.path, _bearer(request), await _read_json(request)))
+    state.resets += 1
+    reset(transport)
+    return web.Response(status=500)  # never sent: the connection is gone
+
+
+async def _cancel_resets(app: web.Application) -> None:
+    app[RESETS].close()
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -205,7 +252,7 @@ async def models(request: web.Request) -> web.Response:
     if key is None:
         return _error(401, error_body("You didn't provide an API key.", "invalid_request_error"))
     kind = state.key_failure(key)
-    if kind is not None:
+    if kind is not None and kind not in CONNECTION_FAILURES:
         return _failure_response(kind, key, state)
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": "alice-py-demo"} for name in state.models
@@ -215,8 +262,10 @@ async def models(request: web.Request) -> web.Response:
 
 def create_fake_upstream(state: FakeState | None = None) -> web.Application:
     """The fake OpenAI API as an app; its routes are under ``/v1``."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[reset_marked])
     app[STATE] = state if state is not None else FakeState()
+    app[RESETS] = ConnectionResets()
+    app.on_cleanup.append(_cancel_resets)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/v1/models", models)

@@ -27,12 +27,14 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from alice_py.upstream.connections import FreshConnections, PoolGuard, is_stale_connection
 from alice_py.upstream.errors import (
     BROKE_OFF,
     KEY_INVALID,
     KEY_QUOTA,
     REPORTED_ERROR,
     UNREACHABLE,
+    IncompleteStreamError,
     InvalidKeyError,
     QuotaExceededError,
     UpstreamConnectionError,
@@ -288,6 +290,54 @@ def _read_events(events: list[Event], key: str) -> tuple[list[dict[str, Any]], b
     return batch, False, None
 
 
+def _finished(chunk: Mapping[str, Any]) -> bool:
+    """Whether the chunk's first choice carries a ``finish_reason``."""
+    choice = _first_choice(chunk)
+    return choice is not None and choice.get("finish_reason") is not None
+
+
+Burst = tuple[list[dict[str, Any]], bool, UpstreamError | None]
+"""What one read of a stream gives: its chunks, whether ``[DONE]`` came, the error to raise
+after the chunks (an error sent in the stream, or ``[DONE]`` without a ``finish_reason``)."""
+
+_NOTHING: Burst = ([], False, None)
+
+INCOMPLETE = (
+    "The model API ended its answer without saying it was finished (no finish_reason): "
+    "it was cut short"
+)
+
+
+class _ChunkReader:
+    """A stream's bytes, read by read, as ``Burst``s. Never raises: it returns its error."""
+
+    __slots__ = ("_decoder", "_key", "_unfinished", "ended")
+
+    def __init__(self, key: str, require_finish_reason: bool) -> None:
+        self._decoder = SSEDecoder()
+        self._key = key
+        self._unfinished = require_finish_reason
+        """No chunk has had a ``finish_reason`` yet, and one is required."""
+        self.ended = False
+        """``[DONE]`` came."""
+
+    def read(self, data: bytes) -> Burst:
+        events = self._decoder.feed(data)
+        if not events:
+            return _NOTHING
+        try:
+            batch, done, error = _read_events(events, self._key)
+        except UpstreamError as exc:
+            return [], False, exc
+        if self._unfinished:
+            self._unfinished = not any(_finished(chunk) for chunk in batch)
+        if done:
+            self.ended = True
+            if self._unfinished:
+                error = IncompleteStreamError(INCOMPLETE)
+        return batch, done, error
+
+
 # ---- the client -----------------------------------------------------------------------------------
 
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError,)
@@ -345,6 +395,7 @@ class OpenAIClient:
         proxy: str | None = None,
         connect_timeout: float = 10.0,
         timeout: float = 300.0,
+        require_finish_reason: bool = True,
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base
@@ -354,6 +405,8 @@ class OpenAIClient:
         }
         self._models_url = URL(f"{base}/models")
         self._session = session
+        self._fresh = FreshConnections(trust_env=session.trust_env)
+        self._require_finish_reason = require_finish_reason
         self._proxy = proxy or None
         self._connect_timeout = connect_timeout
         self._timeout = timeout
@@ -367,8 +420,10 @@ class OpenAIClient:
     def __repr__(self) -> str:
         return f"<OpenAIClient {self.base_url}>"
 
-    def close(self) -> None:
-        """Nothing to release: the session belongs to the app, which closes it."""
+    async def close(self) -> None:
+        """Close the connections of retries (``FreshConnections``); the session belongs to the
+        app, which closes it."""
+        await self._fresh.close()
 
     def timeout_error(self, exc: TimeoutError, streaming: bool) -> UpstreamTimeoutError:
         if is_connect_timeout(exc):
@@ -386,19 +441,32 @@ class OpenAIClient:
         self, method: str, url: URL, key: str, body: bytes | None, *, streaming: bool
     ) -> aiohttp.ClientResponse:
         """The response, once its status is known to be a success; else the mapped error.
-        (Straight on the session: each layer here is paid on every call.)"""
+        (Straight on the session: each layer here is paid on every call.)
+
+        A request whose connection turned out dead before its answer's status came (a kept-alive
+        connection the server had dropped) is sent once more on a new connection of its own.
+        """
         headers = {**self._headers[streaming], "Authorization": f"Bearer {key}"}
         timeout = self._stream_timeout if streaming else self._call_timeout
         with self._network_errors(key, streaming=streaming):
-            response = await self._session.request(
-                method, url, data=body, headers=headers, proxy=self._proxy, timeout=timeout
-            )
+            try:
+                response = await self._session.request(
+                    method, url, data=body, headers=headers, proxy=self._proxy, timeout=timeout
+                )
+            except aiohttp.ClientError as exc:
+                if not is_stale_connection(exc):
+                    raise
+                response = await self._fresh.session().request(
+                    method, url, data=body, headers=headers, proxy=self._proxy, timeout=timeout
+                )
             if response.status < 400:
                 return response
             try:
                 raw = await response.read()
-            finally:
-                response.release()
+            except BaseException:
+                response.close()
+                raise
+            response.release()
         raise error_from_response(response.status, raw, response.headers, key=key)
 
     async def _call_json(self, method: str, url: URL, key: str, body: bytes | None) -> dict[str, Any]:
@@ -441,32 +509,41 @@ class OpenAIClient:
         on in one write.
 
         An error sent inside the stream raises its UpstreamError (after the chunks before it);
-        a stream that ends without ``[DONE]`` or breaks raises UpstreamConnectionError. The
-        response is closed when the iteration stops for any reason, so a consumer that is
-        cancelled or stops early closes the upstream connection at once.
+        a stream that ends without ``[DONE]`` or breaks raises UpstreamConnectionError, and
+        one whose first choice never had a ``finish_reason`` IncompleteStreamError (unless
+        ``require_finish_reason`` is off). The response is closed when the iteration stops for
+        any reason, so a consumer that is cancelled or stops early closes the upstream
+        connection at once; only a stream that reached ``[DONE]`` leaves its connection to the
+        pool (``PoolGuard``).
         """
         body = orjson.dumps({**request.body, "stream": True})
         response = await self._send("POST", self._urls[request.endpoint], key, body, streaming=True)
-        done = False
+        reader = _ChunkReader(key, self._require_finish_reason)
+        guard = PoolGuard(response, reader.read, lambda: reader.ended)
         try:
             with self._network_errors(key, streaming=True):
                 if response.content_type == "application/json":
                     raise _not_a_stream(await response.read(), key)
-                decoder = SSEDecoder()
-                async for chunk in response.content.iter_any():
-                    events = decoder.feed(chunk)
-                    if not events:
-                        continue
-                    batch, done, error = _read_events(events, key)
+                async for data in response.content.iter_any():
+                    batch, done, error = reader.read(data)
                     if batch:
                         yield batch
                     if error is not None:
                         raise error
                     if done:
                         return
+                # What came with the end of the body, read by the guard as aiohttp pooled or closed.
+                batch, done, error = guard.rest or _NOTHING
+                if batch:
+                    yield batch
+                if error is not None:
+                    raise error
+                if done:
+                    return
             raise UpstreamConnectionError("The model API stream ended before the answer was complete")
         finally:
-            if done:
+            guard.stop()
+            if reader.ended:
                 response.release()  # back to the pool when fully read, else closed
             else:
                 response.close()

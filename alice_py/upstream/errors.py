@@ -110,6 +110,13 @@ class UpstreamConnectionError(UpstreamError):
     """Could not connect, or the connection (or a stream) broke off."""
 
 
+class IncompleteStreamError(UpstreamConnectionError):
+    """A stream that ended (even with ``[DONE]``) although its first choice never had a
+    ``finish_reason``: the model was interrupted (llama-cpp-python's ``interrupt_requests``),
+    so the answer is cut short. ``[upstream] require_finish_reason = false`` accepts such
+    streams from a server that never sends one."""
+
+
 class NoAvailableKeysError(UpstreamError):
     status = 503
     details_in_log = False  # the exact text is the Alice contract's

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -37,7 +37,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def client(session: aiohttp.ClientSession, fake_url: str) -> Iterator[OpenAIClient]:
+async def client(session: aiohttp.ClientSession, fake_url: str) -> AsyncIterator[OpenAIClient]:
     upstream = OpenAIClient(session, fake_url, connect_timeout=2.0, timeout=5.0)
     yield upstream
-    upstream.close()
+    await upstream.close()

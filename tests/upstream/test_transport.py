@@ -14,7 +14,7 @@ from yarl import URL
 
 from alice_py.fake import CHAT_PREFIX
 from alice_py.upstream.client import OpenAIClient, chunk_text, response_text
-from alice_py.upstream.errors import UpstreamServerError
+from alice_py.upstream.errors import UpstreamConnectionError, UpstreamServerError
 from alice_py.upstream.types import UpstreamRequest
 
 Answer = Callable[[int], bytes | None]
@@ -102,7 +102,7 @@ async def test_with_a_proxy_requests_go_through_it(session: aiohttp.ClientSessio
     assert response_text("chat", answer) == CHAT_PREFIX + "hi"
     chunks = [chunk async for chunk in client.stream("sk-test-0123456789abcdef", request)]
     assert "".join(chunk_text("chat", chunk) for chunk in chunks) == CHAT_PREFIX + "hi"
-    client.close()
+    await client.close()
 
 
 # --- stream batches: what arrived together stays together ------------------------------------------
@@ -113,17 +113,17 @@ def sse_answer(*events: str) -> bytes:
     return sized(body, head=b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
 
 
-def delta(text: str) -> str:
-    return json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]})
+def delta(text: str, finish_reason: str | None = None) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish_reason}]})
 
 
 async def test_chunks_of_one_read_come_as_one_batch(serve: Serve, session: aiohttp.ClientSession) -> None:
-    server = await serve(lambda n: sse_answer(delta("a"), delta("b"), delta("c"), "[DONE]"))
+    server = await serve(lambda n: sse_answer(delta("a"), delta("b"), delta("c", "stop"), "[DONE]"))
     client = OpenAIClient(session, str(server.url / "v1"))
     request = UpstreamRequest("chat", {"model": "m", "messages": []})
     batches = [batch async for batch in client.stream_batches("sk-x", request)]
     assert [[chunk_text("chat", chunk) for chunk in batch] for batch in batches] == [["a", "b", "c"]]
-    client.close()
+    await client.close()
 
 
 async def test_an_error_after_chunks_of_the_same_read_comes_after_them(
@@ -139,4 +139,20 @@ async def test_an_error_after_chunks_of_the_same_read_comes_after_them(
             received.append(chunk_text("chat", chunk))
     assert received == ["a", "b"]
     assert caught.value.detail == "overloaded"
-    client.close()
+    await client.close()
+
+
+# --- a connection dropped before the answer ---------------------------------------------------------
+
+
+async def test_a_dropped_connection_is_retried_once_then_fails(
+    serve: Serve, session: aiohttp.ClientSession
+) -> None:
+    server = await serve(lambda n: None)  # every request: the connection closes without an answer
+    client = OpenAIClient(session, str(server.url / "v1"))
+    request = UpstreamRequest("chat", {"model": "m", "messages": []})
+    with pytest.raises(UpstreamConnectionError, match="broke off") as caught:
+        await client.call("sk-x", request)
+    assert "Server disconnected" in caught.value.detail
+    assert (len(server.requests), server.connections) == (2, 2)  # the retry came on a new connection
+    await client.close()
