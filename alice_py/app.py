@@ -18,10 +18,14 @@ from aiohttp import web
 from alice_py import keys
 from alice_py.api import admin_keys, admin_page, alice, health, node, openai, pages, relay, sendmessage
 from alice_py.config import DEMO_KEY, Config
+from alice_py.db.conversations import ConversationRepository
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
 from alice_py.engine.service import ConversationService
-from alice_py.persistence import PersistentMemoryStore, persistence_ctx
+from alice_py.store.durable import DurableStore
+from alice_py.store.lifecycle import persistence_ctx
+from alice_py.store.memory import MemoryStore
+from alice_py.store.saver import ConversationSaver
 from alice_py.upstream.client import OpenAIClient
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.router import UpstreamRouter
@@ -94,7 +98,11 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[keys.CONFIG]
-    store = PersistentMemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
+    live = MemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
+    repo = ConversationRepository(app[keys.DB_ENGINE])
+    saver = ConversationSaver(live, repo, max_live=cfg.conversations.max_live)
+    store = DurableStore(live, saver)  # the live store is a cache of the database
+    app[keys.SAVER] = saver
     app[keys.STORE] = store
     app[keys.SERVICE] = ConversationService(
         store, app[keys.ROUTER], cfg.models, id_taken=app[keys.SHARES].id_taken
