@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alice_py.db.conversations import ConversationRepository, SavedConversation
 from alice_py.db.engine import describe_error
+from alice_py.db.models import CONVERSATION_ID_LENGTH
 from alice_py.engine.tree import Conversation
 from alice_py.errors import StorageUnavailable
 from alice_py.store.base import ConversationStore, LiveEntry, StoreChanges
@@ -41,6 +42,17 @@ Clock = Callable[[], float]
 DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 SHOWN_IDS = 5
 """How many ids of failing conversations a log line names."""
+
+
+def _storable(conv_id: str) -> bool:
+    """Whether the database could hold this id: anything else a client sends is simply unknown."""
+    if not 0 < len(conv_id) <= CONVERSATION_ID_LENGTH:
+        return False
+    try:
+        conv_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in conv_id
 
 
 def _always() -> bool:
@@ -140,7 +152,7 @@ class ConversationSaver:
         the user the conversation is gone.
         """
         await self._absorb()
-        if conv_id in self._ended:
+        if conv_id in self._ended or not _storable(conv_id):
             return None
         leaving = self._outgoing.get(conv_id)
         if leaving is not None:
