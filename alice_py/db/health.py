@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alice_py.db._common import insert_for
@@ -116,7 +117,7 @@ class DatabaseHealth:
                     await connection.execute(stmt)
         except TimeoutError:
             return f"the database cannot be written: no answer within {PROBE_TIMEOUT:g} s"
-        except Exception as exc:
+        except (SQLAlchemyError, OSError) as exc:
             return f"the database cannot be written: {describe_error(exc, self._engine.url)}"
         return None
 

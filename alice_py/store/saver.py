@@ -205,12 +205,10 @@ class ConversationSaver:
         if ok:
             log.info("saved %d live conversation(s)", len(live))
         else:
-            left = len(self._dirty) + len(self._outgoing)
             log.error(
-                "could not save %d of the %d live conversation(s) at shutdown; the database keeps "
-                "them as of their last successful save",
-                left,
-                len(live),
+                "could not save %d conversation(s) at shutdown; the database keeps them as of their "
+                "last successful save",
+                len(self._dirty) + len(self._outgoing),
             )
         return ok
 

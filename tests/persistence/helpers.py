@@ -74,6 +74,13 @@ class Alice:
         async with self.session.get(f"{self.url}/readyz") as resp:
             return resp.status, await resp.text()
 
+    async def until_ready(self, status: int, saying: str = "", limit: float = 10.0) -> str:
+        """Until ``/readyz`` answers ``status`` with ``saying`` in its body; returns the body."""
+        async with asyncio.timeout(limit):
+            while (answer := await self.readyz())[0] != status or saying not in answer[1]:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        return answer[1]
+
     async def wait_for_log(self, text: str, limit: float = 10.0) -> None:
         async with asyncio.timeout(limit):
             while text not in self.log:  # noqa: ASYNC110 - a file: nothing to await on

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 
+from alice_py.app import create_app
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.engine.tree import Conversation
 from alice_py.fake import RunningFake
-from tests.persistence.helpers import db_url, running_alice, saved_rows
+from tests.persistence.helpers import UPSTREAM_KEY, db_url, running_alice, saved_rows
+from tests.support import app_config
 
 FAST = {"ALICE_CONVERSATIONS_WRITE_BEHIND": "0.2"}
 
@@ -90,3 +93,22 @@ async def test_a_conversation_pushed_out_by_max_live_continues_with_its_history(
         assert await alice.sentences(kept) is None
         assert await alice.sentences(flood[0]) == []
         await alice.stop()
+
+
+async def test_a_conversation_asked_for_while_the_database_is_away_is_a_503_not_a_404(
+    aiohttp_client: Any, fake: RunningFake, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(app_config(fake.url, tmp_path, upstream_key=UPSTREAM_KEY)))
+    engine = create_engine(db_url(tmp_path))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE conversations RENAME TO away"))
+        response = await client.post("/chatgpt/contextArray", headers={"conversation": "unknown1"})
+        assert response.status == 503
+        assert "The database is not answering, please try again later" in await response.text()
+        async with engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE away RENAME TO conversations"))
+        response = await client.post("/chatgpt/contextArray", headers={"conversation": "unknown1"})
+        assert response.status == 404
+    finally:
+        await engine.dispose()

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
 from alice_py.fake import RunningFake
-from tests.persistence.helpers import Alice, running_alice
+from tests.persistence.helpers import running_alice
 
 CHECK = {"ALICE_DATABASE_CHECK_INTERVAL": "0.2"}
-
-
-async def _until_ready(alice: Alice, status: int, saying: str = "", limit: float = 10.0) -> str:
-    async with asyncio.timeout(limit):
-        while (answer := await alice.readyz())[0] != status or saying not in answer[1]:
-            await asyncio.sleep(0.05)
-    return answer[1]
 
 
 async def test_a_deleted_sqlite_file_is_logged_by_name_and_makes_readyz_503(
@@ -27,7 +19,7 @@ async def test_a_deleted_sqlite_file_is_logged_by_name_and_makes_readyz_503(
         assert await alice.readyz() == (200, "ready")
         path.unlink()
         await alice.wait_for_log(f"ERROR alice_py.db.health: the database file {path} was deleted")
-        assert str(path) in await _until_ready(alice, 503, "was deleted under the running service")
+        assert str(path) in await alice.until_ready(503, "was deleted under the running service")
         await alice.stop()
 
 
@@ -39,7 +31,7 @@ async def test_a_replaced_sqlite_file_is_noticed(tmp_path: Path, fake: RunningFa
         path.rename(moved)
         path.write_bytes(moved.read_bytes())  # a copy (a restore from backup) in its place
         await alice.wait_for_log(f"the database file {path} was replaced under the running service")
-        await _until_ready(alice, 503, "replaced")
+        await alice.until_ready(503, "replaced")
         await alice.stop()
 
 
@@ -54,9 +46,9 @@ async def test_a_database_that_refuses_writes_makes_readyz_503_until_it_takes_th
                 "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
             )
         await alice.wait_for_log("ERROR alice_py.db.health: the database cannot be written: disk full")
-        await _until_ready(alice, 503, "the database cannot be written: disk full")
+        await alice.until_ready(503, "the database cannot be written: disk full")
         with sqlite3.connect(tmp_path / "alice.db") as db:
             db.execute("DROP TRIGGER no_writes")
         await alice.wait_for_log("the database takes writes again")
-        assert await _until_ready(alice, 200) == "ready"
+        assert await alice.until_ready(200) == "ready"
         await alice.stop()

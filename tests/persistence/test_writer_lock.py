@@ -4,7 +4,6 @@ a lock lost while running is reported by /readyz and taken back."""
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import signal
@@ -17,7 +16,7 @@ import pytest
 from alice_py.db.writer_lock import advisory_key
 from alice_py.fake import RunningFake
 from tests.db.conftest import PG_DSN, postgres_schema
-from tests.persistence.helpers import Alice, db_url, refused_start, running_alice
+from tests.persistence.helpers import db_url, refused_start, running_alice
 
 CHECK = {"ALICE_DATABASE_CHECK_INTERVAL": "0.2"}
 
@@ -29,13 +28,6 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     else:
         async with postgres_schema() as url:
             yield url
-
-
-async def _until_ready(alice: Alice, status: int, saying: str = "", limit: float = 10.0) -> str:
-    async with asyncio.timeout(limit):
-        while (answer := await alice.readyz())[0] != status or saying not in answer[1]:
-            await asyncio.sleep(0.05)
-    return answer[1]
 
 
 async def test_a_second_instance_refuses_the_database_until_the_first_stops(
@@ -69,18 +61,18 @@ async def test_a_lost_sqlite_lock_is_reported_and_taken_back(tmp_path: Path, fak
     lock_path = Path(str(db_url(tmp_path)).removeprefix("sqlite+aiosqlite:///") + ".lock")
     async with running_alice(tmp_path, fake, **CHECK) as alice:
         assert (await alice.readyz())[0] == 200
-        lock_path.unlink()  # someone removed the lock file, and another process took the new one
+        os.unlink(lock_path)  # someone removed the lock file, and another process took the new one
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             await alice.wait_for_log(f"writer lock lost (the lock file {lock_path} was")
-            await _until_ready(alice, 503, "now held by another process")
+            await alice.until_ready(503, "now held by another process")
             conv = await alice.create_turbo(stream=False)  # still serving
             answer = await alice.chat(conv, "while lost")
         finally:
             os.close(fd)
         await alice.wait_for_log("writer lock taken back: saving conversations again")
-        assert await _until_ready(alice, 200) == "ready"
+        assert await alice.until_ready(200) == "ready"
         await alice.stop()
     async with running_alice(tmp_path, fake) as alice:
         assert await alice.sentences(conv) == ["while lost", answer]
@@ -115,12 +107,12 @@ async def test_a_killed_postgresql_lock_connection_is_reported_and_the_lock_take
                 # Someone else takes it before the service can: it must not write meanwhile.
                 assert await admin.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(schema))
                 await alice.wait_for_log("writer lock lost (its connection failed")
-                await _until_ready(alice, 503, "now held by another instance")
+                await alice.until_ready(503, "now held by another instance")
                 conv = await alice.create_turbo(stream=False)  # still serving
                 answer = await alice.chat(conv, "while lost")
                 await admin.execute("SELECT pg_advisory_unlock_all()")
                 await alice.wait_for_log("writer lock taken back: saving conversations again")
-                assert await _until_ready(alice, 200) == "ready"
+                assert await alice.until_ready(200) == "ready"
                 assert await alice.sentences(conv) == ["while lost", answer]
                 await alice.stop()
             async with running_alice(tmp_path, fake, db=url) as alice:
