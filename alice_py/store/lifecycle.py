@@ -37,10 +37,8 @@ async def persistence_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.DB_HEALTH] = health
         await saver.load()
         tasks.append(asyncio.create_task(watch(health, cfg.database.check_interval), name="db-health"))
-        if cfg.conversations.write_behind > 0:
-            tasks.append(
-                asyncio.create_task(write_behind(saver, cfg.conversations.write_behind), name="write-behind")
-            )
+        interval = cfg.conversations.write_behind
+        tasks.append(asyncio.create_task(write_behind(saver, interval), name="write-behind"))
         yield
     finally:
         for task in tasks:

@@ -185,12 +185,18 @@ class ConversationSaver:
             self._ended.discard(conv_id)
             self._outgoing[conv_id] = entry
 
-    async def flush(self) -> bool:
-        """One write-behind round. ``False`` if anything is left to write (it is retried)."""
+    async def flush(self, *, evicted_only: bool = False) -> bool:
+        """One write-behind round. ``False`` if anything is left to write (it is retried).
+
+        ``evicted_only``: just the conversations pushed out of the live store (with
+        write-behind off, they still must not be kept in memory until shutdown).
+        """
         await self._absorb()
         if not self.writable():
             return False
-        saved = await self._save(await self._collect())
+        saved = await self._save(await self._collect(evicted_only=evicted_only))
+        if evicted_only:
+            return saved
         return await self._delete_ended() and saved
 
     async def save_all(self) -> bool:
@@ -212,11 +218,11 @@ class ConversationSaver:
             )
         return ok
 
-    async def _collect(self) -> list[tuple[LiveEntry, SavedConversation]]:
+    async def _collect(self, *, evicted_only: bool = False) -> list[tuple[LiveEntry, SavedConversation]]:
         """Snapshots of what is to be saved. Dirty ids are taken out now: a change made while
         the write runs marks them dirty again, and a failed write puts them back (``_failed``)."""
         items: list[tuple[LiveEntry, SavedConversation]] = []
-        for conv_id in list(self._dirty):
+        for conv_id in [] if evicted_only else list(self._dirty):
             self._dirty.discard(conv_id)
             entry = await self._store.entry(conv_id)
             if entry is not None:  # else it ended since: the next drain reports it
@@ -294,12 +300,19 @@ class ConversationSaver:
         return True
 
 
-async def write_behind(saver: ConversationSaver, interval: float) -> None:
-    """Flush every ``interval`` seconds until cancelled."""
+EVICTED_INTERVAL = 5.0
+"""With write-behind off: seconds between saves of the conversations pushed out of memory."""
+
+
+async def write_behind(
+    saver: ConversationSaver, interval: float, *, evicted_interval: float = EVICTED_INTERVAL
+) -> None:
+    """Flush every ``interval`` seconds until cancelled; with ``interval`` 0 (write-behind off),
+    save only what was pushed out of the live store, every ``evicted_interval`` seconds."""
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval if interval > 0 else evicted_interval)
         try:
-            await saver.flush()
+            await saver.flush(evicted_only=interval <= 0)
         except Exception:
             # A bug in one round must not end write-behind for the rest of the run.
             log.exception("write-behind round failed")

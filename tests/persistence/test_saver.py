@@ -323,3 +323,20 @@ async def test_the_write_behind_task_runs_until_stopped(repo: ConversationReposi
             await asyncio.sleep(0.01)
     await stop_task(task)
     assert task.cancelled()
+
+
+async def test_with_write_behind_off_only_evicted_conversations_are_saved(
+    repo: ConversationRepository, wall: Clock
+) -> None:
+    run = Process(repo, wall, max_live=1)
+    await run.store.put(conversation("first", 4))
+    await run.store.put(conversation("second", 4))  # pushes "first" out
+    task = asyncio.create_task(write_behind(run.saver, 0, evicted_interval=0.01))
+    try:
+        async with asyncio.timeout(2):
+            while "first" not in await saved(repo):  # noqa: ASYNC110 - the database: nothing to await on
+                await asyncio.sleep(0.05)
+    finally:
+        await stop_task(task)
+    assert set(await saved(repo)) == {"first"}
+    assert run.saver.pending == ({"second"}, frozenset())
