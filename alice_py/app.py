@@ -2,8 +2,9 @@
 
 Every resource is opened and closed in ``cleanup_ctx``, in dependency order: the demo
 upstream (``--demo``), the shared HTTP client session, the database, the upstream
-router and its key pool, the conversation store, the engine, the saved conversations (loaded
-at start, written behind, saved first thing at cleanup). Nothing happens at import time.
+router and its key pool, the conversation store (a cache of the database: ``store.durable``)
+and the engine, the saved conversations (``store.lifecycle``: the writer lock, loaded at start,
+written behind, the database checks, saved first thing at cleanup). Nothing happens at import time.
 """
 
 from __future__ import annotations
