@@ -54,9 +54,12 @@ class DurableStore:
         return await self.live.restore(entry)
 
     async def delete(self, conv_id: str) -> bool:
-        if await self.live.delete(conv_id):
-            return True
-        return await self._load(conv_id) and await self.live.delete(conv_id)
+        deleted = await self.live.delete(conv_id) or (
+            await self._load(conv_id) and await self.live.delete(conv_id)
+        )
+        if deleted:
+            await self.saver.forget(conv_id)
+        return deleted
 
     async def touch(self, conv_id: str) -> None:
         await self.live.touch(conv_id)  # the engine reads (``get``, which loads) before it touches

@@ -166,6 +166,18 @@ class ConversationSaver:
 
     # --- saving ----------------------------------------------------------------------------
 
+    async def forget(self, conv_id: str) -> None:
+        """A conversation was finished: delete its saved copy now rather than next round, so that
+        not even a crash right after brings it back. A failure leaves it for the next round."""
+        await self._absorb()
+        if conv_id not in self._ended or not self.writable():
+            return
+        try:
+            await self._repo.delete_many([conv_id])
+        except DB_ERRORS:
+            return  # logged by the round that retries it
+        self._ended.discard(conv_id)
+
     async def _absorb(self) -> None:
         self._merge(await self._store.drain_changes())
 

@@ -245,6 +245,7 @@ async def test_a_finished_or_expired_conversation_never_comes_back(
     await run.store.put(conversation("expiring", 2))  # evicts "finished"; lives ttl/2
     assert await run.saver.flush()
     assert await run.store.delete("finished")  # loaded back, then finished
+    assert "finished" not in await saved(repo)  # at once, not next round: a crash cannot revive it
     assert await run.store.get("finished") is None
     wall.advance(TTL / 2)
     assert await run.store.get("expiring") is None
