@@ -97,7 +97,10 @@ class FileLock:
         return None
 
     async def acquire(self) -> None:
-        holder = self._try()
+        try:
+            holder = self._try()
+        except OSError as exc:
+            raise ConfigError(f"cannot open the database lock file {self.path}: {exc.strerror}") from None
         if holder is not None:
             raise DatabaseInUse(
                 f"another alice-py instance ({holder}) holds the database {self._described} "
@@ -121,11 +124,14 @@ class FileLock:
             self._close()
             self._lost = lost
             return lost  # taken back on a later call, once the state settled
-        holder = self._try()
+        try:
+            holder = self._try()
+        except OSError as exc:
+            return f"{self._lost or 'lost'}; cannot open {self.path}: {exc.strerror}"
         if holder is None:
             self._lost = None
             return None
-        return f"{self._lost or 'the writer lock was lost'}; now held by {holder}"
+        return f"{self._lost or 'lost'}; now held by {holder}"
 
     def _close(self) -> None:
         if self._fd is not None:
