@@ -2,8 +2,9 @@
 
 Every resource is opened and closed in ``cleanup_ctx``, in dependency order: the demo
 upstream (``--demo``), the shared HTTP client session, the database, the upstream
-router and its key pool, the conversation store, the engine, the saved conversations (loaded
-at start, written behind, saved first thing at cleanup). Nothing happens at import time.
+router and its key pool, the conversation store (a cache of the database: ``store.durable``)
+and the engine, the saved conversations (``store.lifecycle``: the writer lock, loaded at start,
+written behind, the database checks, saved first thing at cleanup). Nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ from alice_py.api import (
     sendmessage,
 )
 from alice_py.config import DEMO_KEY, Config
+from alice_py.db.conversations import ConversationRepository
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
 from alice_py.engine.service import ConversationService
-from alice_py.persistence import PersistentMemoryStore, persistence_ctx
+from alice_py.store.durable import DurableStore
+from alice_py.store.lifecycle import persistence_ctx
+from alice_py.store.memory import MemoryStore
+from alice_py.store.saver import ConversationSaver
 from alice_py.upstream.client import OpenAIClient
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.router import UpstreamRouter
@@ -106,7 +111,11 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[keys.CONFIG]
-    store = PersistentMemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
+    live = MemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
+    repo = ConversationRepository(app[keys.DB_ENGINE])
+    saver = ConversationSaver(live, repo, max_live=cfg.conversations.max_live)
+    store = DurableStore(live, saver)  # the live store is a cache of the database
+    app[keys.SAVER] = saver
     app[keys.STORE] = store
     app[keys.SERVICE] = ConversationService(
         store, app[keys.ROUTER], cfg.models, id_taken=app[keys.SHARES].id_taken

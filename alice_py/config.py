@@ -60,6 +60,7 @@ class ConversationsConfig:
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     url: str = "sqlite+aiosqlite:///./data/alice.db"
+    check_interval: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +316,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"port must be between 1 and 65535, got {cfg.server.port}")
     if cfg.limits.per_minute < 0:
         raise ConfigError("limits per_minute must be 0 (off) or more")
+    if cfg.database.check_interval <= 0:
+        raise ConfigError("database check_interval must be more than 0 seconds")
     if cfg.conversations.ttl <= 0:
         raise ConfigError("conversations ttl must be more than 0 seconds")
 

@@ -74,3 +74,10 @@ class PayloadTooLarge(AliceError):
 
 class ConfigError(Exception):
     """A configuration mistake: the CLI prints the message and exits with status 2."""
+
+
+class StorageUnavailable(AliceError):
+    """The database (or a shared store) did not answer: try again later."""
+
+    status = 503
+    compat_status = 500

@@ -14,13 +14,14 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from alice_py.api.admin_keys import FailureLimiter
+    from alice_py.db.health import DatabaseHealth
     from alice_py.db.keys import KeyRepository
     from alice_py.db.shares import ShareRepository
     from alice_py.engine.service import ConversationService
     from alice_py.failure_log import FailureLog
-    from alice_py.persistence import ConversationSaver
     from alice_py.request_ids import RequestIds
     from alice_py.store.base import ConversationStore
+    from alice_py.store.saver import ConversationSaver
     from alice_py.upstream.keypool import KeyPool
     from alice_py.upstream.router import UpstreamRouter
     from alice_py.web.auth import AuthTable
@@ -53,7 +54,9 @@ STORED_KEYS: web.AppKey[KeyRepository] = web.AppKey("stored_keys")
 ADMIN_FAILURES: web.AppKey[FailureLimiter] = web.AppKey("admin_failures")
 """Wrong admin passwords by client address, to refuse guessing."""
 SAVER: web.AppKey[ConversationSaver] = web.AppKey("saver")
-"""Saves live conversations to the database (memory store only; see ``persistence``)."""
+"""Writes live conversations behind to the database and loads them back (``store.saver``)."""
+DB_HEALTH: web.AppKey[DatabaseHealth] = web.AppKey("db_health")
+"""The periodic database checks (write probe, SQLite file, writer lock) that ``/readyz`` reads."""
 ADMIN_SESSIONS: web.AppKey[AbstractStorage] = web.AppKey("admin_sessions")
 """The admin page's encrypted session cookies; absent while the admin page is off."""
 REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")

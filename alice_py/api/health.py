@@ -13,12 +13,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 only when the database answers and at least one upstream key is usable."""
+    """200 only when the database answers, passed its last periodic checks (``db.health``: writable,
+    the same SQLite file, the writer lock held) and at least one upstream key is usable."""
     app = request.app
     problems: list[str] = []
     db_problem = await ping(app[keys.DB_ENGINE])
     if db_problem:
         problems.append(f"database: {db_problem}")
+    health = app.get(keys.DB_HEALTH)
+    if health is not None and health.problem is not None:
+        problems.append(f"database: {health.problem}")
     if app[keys.KEY_POOL].usable_count() == 0:
         problems.append("upstream: No available API keys")
     if problems:

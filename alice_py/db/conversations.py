@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,24 +62,24 @@ class ConversationRepository:
         return removed
 
     async def load_live(self, now: float) -> list[SavedConversation]:
-        """Every conversation not yet expired at ``now``, most recently active first."""
+        """Every conversation not yet expired at ``now``, the latest to expire (most recently used) first."""
         query = (
             select(ConversationRow)
             .where(ConversationRow.expires_at > now)
-            .order_by(ConversationRow.last_active.desc(), ConversationRow.id)
+            .order_by(ConversationRow.expires_at.desc(), ConversationRow.id)
         )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return [
-            SavedConversation(
-                id=row.id,
-                kind=row.kind,
-                data=bytes(row.data),
-                last_active=row.last_active,
-                expires_at=row.expires_at,
-            )
-            for row in rows
-        ]
+        return [_from_row(row) for row in rows]
+
+    async def load_one(self, conv_id: str, now: float) -> SavedConversation | None:
+        """The saved conversation if it has not expired at ``now``."""
+        query = select(ConversationRow).where(ConversationRow.id == conv_id, ConversationRow.expires_at > now)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            return None
+        return _from_row(row)
 
     async def purge_expired(self, now: float) -> int:
         """Remove conversations expired at ``now``; returns how many."""
@@ -86,6 +87,12 @@ class ConversationRepository:
             expired = delete(ConversationRow).where(ConversationRow.expires_at <= now)
             result = await connection.execute(expired)
         return result.rowcount
+
+
+def _from_row(row: Any) -> SavedConversation:
+    return SavedConversation(
+        id=row.id, kind=row.kind, data=bytes(row.data), last_active=row.last_active, expires_at=row.expires_at
+    )
 
 
 def _to_row(item: SavedConversation, now: object) -> dict[str, object]:

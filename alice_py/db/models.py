@@ -68,3 +68,12 @@ class UpstreamKeyRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class HealthProbeRow(Base):
+    """Written by the periodic health check (``db.health``): proof the database takes writes."""
+
+    __tablename__ = "health_probe"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    written_at: Mapped[float] = mapped_column(Double, nullable=False)

@@ -21,8 +21,11 @@ holding ``Conversation.to_json()``):
 - lock: ``SET <prefix>lock:<id> <token> NX PX <lease>``, ``unlock`` a compare-and-delete
   Lua script on the token, so a crashed process's lock lapses after the lease.
 - ``max_live``: Redis's own ``maxmemory`` with an LRU policy (evictions are Redis's).
-- ``drain_changes``: write-behind is not needed with Redis (it is already shared and
-  durable enough); it may return nothing.
+- ``drain_changes``: the same write-behind as the memory store (``store.saver``): the
+  live store is a cache of the database, whatever the backend.
+
+Expiry is one wall-clock instant per conversation (``LiveEntry.expires_at``, seconds
+since the epoch), the same number the database keeps beside the saved copy.
 """
 
 from __future__ import annotations
@@ -34,13 +37,26 @@ from alice_py.engine.tree import Conversation
 
 
 @dataclass(frozen=True, slots=True)
+class LiveEntry:
+    """A conversation with the wall-clock instant it expires at unless used again."""
+
+    conv: Conversation
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class StoreChanges:
-    """What changed since the previous ``drain_changes``: for write-behind saving."""
+    """What changed since the previous ``drain_changes``: for write-behind saving.
+
+    The three are disjoint: the store keeps only the latest fate of each id.
+    """
 
     changed: frozenset[str]
-    """Ids put since (still live: read them with ``get``)."""
+    """Ids put or used since (still live: read them with ``entry``)."""
     deleted: frozenset[str]
-    """Ids deleted, expired or evicted since (and not put again)."""
+    """Ids finished or expired since (and not put again): they must never come back."""
+    evicted: tuple[LiveEntry, ...] = ()
+    """Conversations pushed out by ``max_live`` since, as they left: to be saved, not lost."""
 
 
 class ConversationStore(Protocol):
@@ -77,6 +93,15 @@ class ConversationStore(Protocol):
     async def unlock(self, conv_id: str) -> None: ...
 
     async def is_locked(self, conv_id: str) -> bool: ...
+
+    async def entry(self, conv_id: str) -> LiveEntry | None:
+        """The live conversation with its expiry (for saving). Not a use."""
+        ...
+
+    async def restore(self, entry: LiveEntry) -> bool:
+        """Put back a saved conversation with its saved expiry, unless its id is live or it has
+        expired; not reported as a change (the database has it). ``False`` if not put back."""
+        ...
 
     async def all(self) -> list[Conversation]:
         """Every live conversation (to save them on shutdown)."""

@@ -1,9 +1,11 @@
 """The embedded store: conversations in this process's memory (cachetools ``TLRUCache``).
 
-Each conversation's time to use is ``ttl`` from its last use, or ``ttl/2`` while it
-has at most 2 sentences (Alice's rule for abandoned conversations). Past
-``max_live`` conversations the least recently used one is evicted and logged (id
-only: conversations are user data).
+Each conversation expires at one wall-clock instant (``LiveEntry.expires_at``): ``ttl``
+after its last use, or ``ttl/2`` while it has at most 2 sentences (Alice's rule for
+abandoned conversations). The database keeps the same instant beside the saved copy,
+so a restart or a load after eviction resumes the same countdown. Past ``max_live``
+conversations the least recently used one is evicted and logged (id only:
+conversations are user data); the saver writes it as it leaves (``drain_changes``).
 
 Conversations are kept as given and handed out as they are (no copying): the
 engine never changes one in place, it puts a changed copy back.
@@ -19,62 +21,86 @@ from typing import Any
 from cachetools import TLRUCache
 
 from alice_py.engine.tree import Conversation
-from alice_py.store.base import StoreChanges
+from alice_py.store.base import LiveEntry, StoreChanges
 
 log = logging.getLogger(__name__)
 
 
-class _Cache(TLRUCache[str, Conversation]):
-    """Reports what expiry and eviction removed, so write-behind can drop it too."""
+def _expires_at(_key: str, entry: LiveEntry, _now: float) -> float:
+    return entry.expires_at
+
+
+class _Cache(TLRUCache[str, LiveEntry]):
+    """Reports what expiry and eviction removed, so write-behind can follow."""
 
     def __init__(
         self,
         maxsize: int,
-        ttu: Callable[[str, Conversation, float], float],
         timer: Callable[[], float],
-        on_removed: Callable[[str], None],
+        on_expired: Callable[[str], None],
+        on_evicted: Callable[[LiveEntry], None],
     ) -> None:
-        super().__init__(maxsize, ttu, timer)
-        self._on_removed = on_removed
+        super().__init__(maxsize, _expires_at, timer)
+        self._on_expired = on_expired
+        self._on_evicted = on_evicted
 
-    def expire(self, time: Any = None) -> list[tuple[str, Conversation]]:
-        expired: list[tuple[str, Conversation]] = list(super().expire(time))
+    def expire(self, time: Any = None) -> list[tuple[str, LiveEntry]]:
+        expired: list[tuple[str, LiveEntry]] = list(super().expire(time))
         for key, _ in expired:
-            self._on_removed(key)
+            self._on_expired(key)
         return expired
 
-    def popitem(self) -> tuple[str, Conversation]:
+    def popitem(self) -> tuple[str, LiveEntry]:
         key, value = super().popitem()
-        log.warning("conversation %s evicted: more than %d live conversations", key, self.maxsize)
-        self._on_removed(key)
+        log.info("conversation %s moved out of memory: more than %d live conversations", key, self.maxsize)
+        self._on_evicted(value)
         return key, value
 
 
 class MemoryStore:
-    """``ConversationStore`` in memory. ``timer`` is injectable so tests never sleep."""
+    """``ConversationStore`` in memory. ``timer`` (the wall clock) is injectable so tests never sleep."""
 
-    def __init__(self, ttl: float, max_live: int, *, timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl: float, max_live: int, *, timer: Callable[[], float] = time.time) -> None:
         if ttl <= 0 or max_live <= 0:
             raise ValueError("ttl and max_live must be more than 0")
-        self._ttl = ttl
-        self._cache = _Cache(max_live, self._time_to_use, timer, self._removed)
+        self.ttl = ttl
+        self.max_live = max_live
+        self._timer = timer
+        self._cache = _Cache(max_live, timer, self._ended, self._evicted_one)
         self._locks: set[str] = set()
         self._changed: set[str] = set()
         self._deleted: set[str] = set()
+        self._evicted: dict[str, LiveEntry] = {}
 
-    def _time_to_use(self, _key: str, conv: Conversation, now: float) -> float:
-        return now + (self._ttl if conv.sentence_count() > 2 else self._ttl / 2)
+    def _lifetime(self, conv: Conversation) -> float:
+        return self.ttl if conv.sentence_count() > 2 else self.ttl / 2
 
-    def _removed(self, conv_id: str) -> None:
+    def _ended(self, conv_id: str) -> None:
         self._changed.discard(conv_id)
+        self._evicted.pop(conv_id, None)
         self._deleted.add(conv_id)
 
+    def _evicted_one(self, entry: LiveEntry) -> None:
+        conv_id = entry.conv.id
+        self._changed.discard(conv_id)
+        self._evicted[conv_id] = entry
+
+    def _set(self, entry: LiveEntry, *, changed: bool = True) -> None:
+        conv_id = entry.conv.id
+        self._cache[conv_id] = entry
+        self._deleted.discard(conv_id)
+        self._evicted.pop(conv_id, None)
+        if changed:
+            self._changed.add(conv_id)
+
     def _store(self, conv: Conversation) -> None:
-        self._cache[conv.id] = conv
-        self._deleted.discard(conv.id)
-        self._changed.add(conv.id)
+        self._set(LiveEntry(conv, self._timer() + self._lifetime(conv)))
 
     async def get(self, conv_id: str) -> Conversation | None:
+        entry = self._cache.get(conv_id)
+        return None if entry is None else entry.conv
+
+    async def entry(self, conv_id: str) -> LiveEntry | None:
         return self._cache.get(conv_id)
 
     async def add(self, conv: Conversation) -> bool:
@@ -92,17 +118,22 @@ class MemoryStore:
         self._store(conv)
         return True
 
+    async def restore(self, entry: LiveEntry) -> bool:
+        if entry.conv.id in self._cache or entry.expires_at <= self._timer():
+            return False
+        self._set(entry, changed=False)
+        return True
+
     async def delete(self, conv_id: str) -> bool:
         if self._cache.pop(conv_id, None) is None:
             return False
-        self._removed(conv_id)
+        self._ended(conv_id)
         return True
 
     async def touch(self, conv_id: str) -> None:
-        conv = self._cache.get(conv_id)
-        if conv is not None:
-            # Setting it again makes the cache compute a new time to use from now.
-            self._cache[conv_id] = conv
+        entry = self._cache.get(conv_id)
+        if entry is not None:
+            self._store(entry.conv)  # a use: the countdown starts again, and the saved copy follows
 
     async def exists(self, conv_id: str) -> bool:
         return conv_id in self._cache
@@ -121,13 +152,16 @@ class MemoryStore:
 
     async def all(self) -> list[Conversation]:
         self._cache.expire()
-        return list(self._cache.values())
+        return [entry.conv for entry in self._cache.values()]
 
     async def drain_changes(self) -> StoreChanges:
         self._cache.expire()
-        changes = StoreChanges(frozenset(self._changed), frozenset(self._deleted))
+        changes = StoreChanges(
+            frozenset(self._changed), frozenset(self._deleted), tuple(self._evicted.values())
+        )
         self._changed.clear()
         self._deleted.clear()
+        self._evicted.clear()
         return changes
 
     async def count(self) -> int:

@@ -21,12 +21,13 @@ def conv(
 async def test_save_then_load_round_trip(engine: AsyncEngine) -> None:
     repo = ConversationRepository(engine)
     payload = '{"messages": ["你好", "🎉"]}'.encode()
-    await repo.save_many([conv("aaaa1111", payload, active=NOW - 5), conv("bbbb2222", '{"x": "こんにちは"}')])
+    first = conv("aaaa1111", payload, active=NOW - 5, expires=NOW + 1795)
+    await repo.save_many([first, conv("bbbb2222", '{"x": "こんにちは"}')])
     loaded = await repo.load_live(NOW)
-    assert loaded == [
-        conv("bbbb2222", '{"x": "こんにちは"}'.encode()),
-        conv("aaaa1111", payload, active=NOW - 5),
-    ]
+    assert loaded == [conv("bbbb2222", '{"x": "こんにちは"}'.encode()), first]  # the latest to expire first
+    assert await repo.load_one("aaaa1111", NOW) == first
+    assert await repo.load_one("aaaa1111", NOW + 1795) is None  # expired
+    assert await repo.load_one("unknown", NOW) is None
 
 
 async def test_saving_again_replaces(engine: AsyncEngine) -> None:
@@ -61,7 +62,7 @@ async def test_delete_many(engine: AsyncEngine) -> None:
 
 async def test_large_batch(engine: AsyncEngine) -> None:
     repo = ConversationRepository(engine)
-    await repo.save_many([conv(f"c{n:07d}", active=NOW + n) for n in range(1200)])
+    await repo.save_many([conv(f"c{n:07d}", active=NOW + n, expires=NOW + 1800 + n) for n in range(1200)])
     loaded = await repo.load_live(NOW)
     assert len(loaded) == 1200
     assert loaded[0].id == "c0001199"

@@ -8,7 +8,7 @@ import pytest
 
 from alice_py.engine.presets import Kind
 from alice_py.engine.tree import Conversation, Message
-from alice_py.store.base import StoreChanges
+from alice_py.store.base import LiveEntry, StoreChanges
 from alice_py.store.memory import MemoryStore
 from tests.engine.conftest import TTL
 from tests.support import Clock
@@ -54,18 +54,22 @@ async def test_touch_and_put_restart_the_time_to_live(store: MemoryStore, clock:
     assert await store.get("c") is None
 
 
-async def test_the_least_recently_used_conversation_is_evicted_and_logged(
+async def test_the_least_recently_used_conversation_is_evicted_logged_and_handed_over_for_saving(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = MemoryStore(TTL, 2, timer=clock)
     for conv_id in ("a", "b"):
         await store.put(conversation(conv_id))
+    b_expiry = (await store.entry("b")).expires_at  # type: ignore[union-attr]
+    await store.drain_changes()
     await store.get("a")  # "b" is now the least recently used
-    with caplog.at_level(logging.WARNING, logger="alice_py.store.memory"):
+    with caplog.at_level(logging.INFO, logger="alice_py.store.memory"):
         await store.put(conversation("c"))
     assert [await store.exists(i) for i in ("a", "b", "c")] == [True, False, True]
-    assert caplog.messages == ["conversation b evicted: more than 2 live conversations"]
-    assert (await store.drain_changes()).deleted == frozenset({"b"})
+    assert caplog.messages == ["conversation b moved out of memory: more than 2 live conversations"]
+    changes = await store.drain_changes()
+    assert (changes.changed, changes.deleted) == ({"c"}, frozenset())  # evicted is not ended
+    assert [(entry.conv.id, entry.expires_at) for entry in changes.evicted] == [("b", b_expiry)]
 
 
 async def test_add_never_overwrites_and_replace_never_revives(store: MemoryStore) -> None:
@@ -96,8 +100,8 @@ async def test_drain_changes_reports_puts_deletes_and_expiry_once(store: MemoryS
     assert await store.drain_changes() == StoreChanges(frozenset({"kept", "short"}), frozenset({"finished"}))
     assert await store.drain_changes() == StoreChanges(frozenset(), frozenset())
     clock.advance(TTL / 2)
-    await store.touch("kept")  # a use, not a change
-    assert await store.drain_changes() == StoreChanges(frozenset(), frozenset({"short"}))
+    await store.touch("kept")  # a use: the saved expiry must follow
+    assert await store.drain_changes() == StoreChanges(frozenset({"kept"}), frozenset({"short"}))
     assert [conv.id for conv in await store.all()] == ["kept"]
 
 
@@ -109,14 +113,19 @@ async def test_close_forgets_everything(store: MemoryStore) -> None:
     assert not await store.is_locked("c")
 
 
-async def test_one_put_as_of_earlier_expires_on_its_own_time(store: MemoryStore, clock: Clock) -> None:
-    # Restoring saved conversations puts them with the timer set back to their last use.
+async def test_a_restored_conversation_keeps_its_saved_expiry_and_is_not_a_change(
+    store: MemoryStore, clock: Clock
+) -> None:
     await store.put(conversation("now", 4))
-    clock.advance(-TTL / 2)
-    await store.put(conversation("earlier", 4))
-    clock.advance(TTL)
+    await store.drain_changes()
+    assert await store.restore(LiveEntry(conversation("earlier", 4), clock() + TTL / 2))
+    assert not await store.restore(LiveEntry(conversation("now", 2), clock() + TTL))  # live: kept
+    assert not await store.restore(LiveEntry(conversation("gone", 4), clock()))  # expired: refused
+    assert await store.drain_changes() == StoreChanges(frozenset(), frozenset())
+    clock.advance(TTL / 2)
     assert await store.count() == 1
     assert (await store.exists("earlier"), await store.exists("now")) == (False, True)
+    assert (await store.get("now")).sentence_count() == 4  # type: ignore[union-attr]
     assert (await store.drain_changes()).deleted == frozenset({"earlier"})
 
 

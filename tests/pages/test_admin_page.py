@@ -157,9 +157,11 @@ async def test_sessions_survive_a_restart_but_not_a_new_password(
     key_file = tmp_path / "admin_session.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     cookies = first.session.cookie_jar.filter_cookies(first.make_url("/admin"))
+    await first.close()  # one instance per database at a time (its writer lock)
     again = await make_client(admin=ADMIN)  # same database folder, so the same secret
     again.session.cookie_jar.update_cookies(cookies, again.make_url("/admin"))
     assert "Key pool" in await (await again.get("/admin")).text()
+    await again.close()
     changed = await make_client(admin={"password": "a new password"})
     changed.session.cookie_jar.update_cookies(cookies, changed.make_url("/admin"))
     assert 'name="password"' in await (await changed.get("/admin")).text()

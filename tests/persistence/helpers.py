@@ -70,6 +70,17 @@ class Alice:
         result: list[str] = json.loads(body)
         return result
 
+    async def readyz(self) -> tuple[int, str]:
+        async with self.session.get(f"{self.url}/readyz") as resp:
+            return resp.status, await resp.text()
+
+    async def until_ready(self, status: int, saying: str = "", limit: float = 10.0) -> str:
+        """Until ``/readyz`` answers ``status`` with ``saying`` in its body; returns the body."""
+        async with asyncio.timeout(limit):
+            while (answer := await self.readyz())[0] != status or saying not in answer[1]:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        return answer[1]
+
     async def wait_for_log(self, text: str, limit: float = 10.0) -> None:
         async with asyncio.timeout(limit):
             while text not in self.log:  # noqa: ASYNC110 - a file: nothing to await on
@@ -104,17 +115,14 @@ async def _wait_until_up(alice: Alice) -> None:
     raise AssertionError(f"alice-py did not answer within {STARTUP_LIMIT} s:\n{alice.log}")
 
 
-@asynccontextmanager
-async def running_alice(tmp_path: Path, fake: RunningFake, *args: str, **env: str) -> AsyncIterator[Alice]:
-    """``alice-py serve`` on a free port against ``fake``, with its SQLite file in ``tmp_path``.
-
-    ``env`` adds ``ALICE_*`` variables. Killed at the end if the test left it running.
-    """
+async def _start(
+    tmp_path: Path, fake: RunningFake, args: tuple[str, ...], env: dict[str, str], db: str | None
+) -> tuple[int, Path, asyncio.subprocess.Process]:
     port = free_port()
     log_path = tmp_path / f"alice-{port}.log"
     command = [
         sys.executable, "-m", "alice_py", "serve", "--port", str(port), "--auth", "none", "--limit", "0",
-        "--base-url", fake.url, "--db", db_url(tmp_path), *args,
+        "--base-url", fake.url, "--db", db or db_url(tmp_path), *args,
     ]  # fmt: skip
     with log_path.open("w", encoding="utf-8") as log_file:
         proc = await asyncio.create_subprocess_exec(
@@ -124,6 +132,34 @@ async def running_alice(tmp_path: Path, fake: RunningFake, *args: str, **env: st
             stdout=asyncio.subprocess.DEVNULL,
             stderr=log_file,
         )
+    return port, log_path, proc
+
+
+async def refused_start(
+    tmp_path: Path, fake: RunningFake, *args: str, db: str | None = None, **env: str
+) -> tuple[int, str]:
+    """Start ``alice-py serve`` expecting it to stop by itself: its exit status and log."""
+    _, log_path, proc = await _start(tmp_path, fake, args, env, db)
+    try:
+        async with asyncio.timeout(STARTUP_LIMIT):
+            status = await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return status, log_path.read_text(encoding="utf-8")
+
+
+@asynccontextmanager
+async def running_alice(
+    tmp_path: Path, fake: RunningFake, *args: str, db: str | None = None, **env: str
+) -> AsyncIterator[Alice]:
+    """``alice-py serve`` on a free port against ``fake``, with its SQLite file in ``tmp_path``
+    (or the database ``db``).
+
+    ``env`` adds ``ALICE_*`` variables. Killed at the end if the test left it running.
+    """
+    port, log_path, proc = await _start(tmp_path, fake, args, env, db)
     async with aiohttp.ClientSession() as session:
         alice = Alice(f"http://127.0.0.1:{port}", proc, log_path, session)
         try:

@@ -1,0 +1,49 @@
+"""The saver's life in the app: writer lock, load, write-behind and health checks, save at the end.
+
+Registered after the engine, so its cleanup runs first: the store is still open, and
+aiohttp (or ``server.run``) has already let the answers in progress end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from alice_py import keys
+from alice_py.db.health import DatabaseHealth, watch
+from alice_py.db.writer_lock import WriterLock, writer_lock
+from alice_py.store.memory import MemoryStore
+from alice_py.store.saver import stop_task, write_behind
+
+
+async def persistence_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Take the writer lock (memory store), load, then save and check while running."""
+    cfg = app[keys.CONFIG]
+    engine = app[keys.DB_ENGINE]
+    saver = app[keys.SAVER]
+    # With a shared store (Redis) every instance writes the database; with the memory
+    # store this one must be the only writer (``db.writer_lock``).
+    own = isinstance(saver.store, MemoryStore)
+    lock: WriterLock | None = writer_lock(engine) if own else None
+    if lock is not None:
+        await lock.acquire()  # DatabaseInUse: one line, exit status 2
+        saver.writable = lambda: lock.held
+    health = DatabaseHealth(engine, lock=lock)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await health.check()
+        app[keys.DB_HEALTH] = health
+        await saver.load()
+        tasks.append(asyncio.create_task(watch(health, cfg.database.check_interval), name="db-health"))
+        interval = cfg.conversations.write_behind
+        tasks.append(asyncio.create_task(write_behind(saver, interval), name="write-behind"))
+        yield
+    finally:
+        for task in tasks:
+            await stop_task(task)
+        await saver.save_all()
+        health.close()
+        if lock is not None:
+            await lock.release()
