@@ -107,7 +107,7 @@ async def test_repeats_are_counted_once_a_minute(
     )
 
 
-async def test_connection_error_and_timeout_leave_a_line(
+async def test_a_connection_error_leaves_a_line(
     make_client: MakeClient, fake_state: FakeState, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()
@@ -116,6 +116,12 @@ async def test_connection_error_and_timeout_leave_a_line(
     line = line_of(caplog, response.headers["X-Request-Id"])
     assert line.startswith(f"the model API is unreachable [POST {CHAT} request=")
     assert "key=sk-…1234 upstream=- after=" in line and f"127.0.0.1:{port}" in line
+
+
+async def test_a_timeout_leaves_a_line(
+    make_client: MakeClient, fake_state: FakeState, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One app per test: two on one database file are refused (one writer per database).
     slow = await make_client(upstream={"timeout": 0.05})
     fake_state.delay = 0.5
     response = await slow.post("/chatgpt/quickAnswer", json={"question": "q", "stream": False})
