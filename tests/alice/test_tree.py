@@ -286,3 +286,10 @@ async def test_preflight_allows_the_new_headers(client: Client) -> None:
     assert {"message", "idempotency-key", "conversation"} <= header_list(
         response.headers["Access-Control-Allow-Headers"]
     )
+
+
+async def test_the_tree_routes_need_alices_auth(make_client: MakeClient) -> None:
+    client = await make_client(auth={"mode": "simple"})
+    for route in ("tree", "edit", "checkout", "fork"):
+        response = await client.post(f"/chatgpt/{route}", headers={"token": "nope", "conversation": "x"})
+        assert (response.status, await response.text()) == (401, "Auth failed"), route
