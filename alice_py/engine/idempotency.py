@@ -55,7 +55,7 @@ async def replay(conv: Conversation, request: Keyed) -> Answer | None:
     It streams (as one piece) or not like the conversation, commits nothing and holds no lock.
     """
     key, fingerprint = request
-    turn = conv.turns_by_key.get(key)
+    turn = (conv.turns_by_key or {}).get(key)
     if turn is None:
         return None
     if turn.fingerprint != fingerprint:

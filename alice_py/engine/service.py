@@ -353,7 +353,8 @@ class ConversationService:
             updated.last_active = now
             if keyed is not None:
                 key, fingerprint = keyed
-                updated.turns_by_key[key] = KeyedTurn(fingerprint, answer_id, asked.id, text)
+                turn = KeyedTurn(fingerprint, answer_id, asked.id, text)
+                updated.turns_by_key = {**(updated.turns_by_key or {}), key: turn}
             await self.store.replace(updated)
 
         async def release() -> None:

@@ -63,8 +63,9 @@ class Conversation:
     leaf: str | None = None
     messages: dict[str, Message] = field(default_factory=dict)
     """Every message by id, parents before children (insertion order)."""
-    turns_by_key: dict[str, KeyedTurn] = field(default_factory=dict)
-    """The turns asked with an ``Idempotency-Key``, by key (see ``engine.idempotency``)."""
+    turns_by_key: dict[str, KeyedTurn] | None = None
+    """The turns asked with an ``Idempotency-Key``, by key (see ``engine.idempotency``); None
+    until the first, so the many conversations that never use a key carry no dict."""
 
     def path(self, leaf: str | None = None) -> list[Message]:
         """The messages from the root down to ``leaf`` (default: the current leaf)."""
@@ -108,7 +109,7 @@ class Conversation:
             leaf=self.leaf,
         )
         clone.messages = dict(self.messages)
-        clone.turns_by_key = dict(self.turns_by_key)
+        clone.turns_by_key = None if self.turns_by_key is None else dict(self.turns_by_key)
         return clone
 
     def newest_leaf_below(self, message_id: str) -> str:
@@ -166,7 +167,7 @@ class Conversation:
 
     def to_json(self) -> bytes:
         # Keyed turns are written only when there are some, so most saved conversations stay as they were.
-        rows = [_keyed_row(*item) for item in self.turns_by_key.items()]
+        rows = [_keyed_row(*item) for item in (self.turns_by_key or {}).items()]
         keyed = {"keyed": rows} if rows else {}
         return orjson.dumps(
             {
@@ -225,7 +226,7 @@ def _decode(raw: dict[str, Any]) -> Conversation:
     conv.leaf = None if leaf is None else conv.messages[leaf].id
     for key, fingerprint, answer_id, parent_id, text in raw.get("keyed", ()):
         turn = KeyedTurn(_text(fingerprint), _text(answer_id), _text(parent_id), _text(text))
-        conv.turns_by_key[_text(key)] = turn
+        conv.turns_by_key = {**(conv.turns_by_key or {}), _text(key): turn}
     return conv
 
 

@@ -33,13 +33,13 @@ async def test_keyed_turns_survive_serialization_and_stay_out_of_a_fork(
     await (await service.ask(conv.id, "q1", idempotency_key="k")).collect()
     kept = await service.get(conv.id)
     loaded = Conversation.from_json(kept.to_json())
-    assert loaded == kept and set(loaded.turns_by_key) == {"k"}
+    assert loaded == kept and set(loaded.turns_by_key or ()) == {"k"}
     await service.store.put(loaded)
     assert await (await service.ask(conv.id, "q1", idempotency_key="k")).collect() == "answer 1"
     assert len(upstream.requests) == 1
 
     forked = await service.fork(conv.id)
-    assert forked.turns_by_key == {}
+    assert forked.turns_by_key is None
     assert await (await service.ask(forked.id, "q1", idempotency_key="k")).collect() == "answer 2"
 
 
@@ -51,5 +51,5 @@ async def test_a_failed_keyed_turn_keeps_no_record(
     answer = await service.ask(conv.id, "q1", idempotency_key="k")
     with pytest.raises(RuntimeError, match="boom"):
         await answer.collect()
-    assert (await service.get(conv.id)).turns_by_key == {}
+    assert (await service.get(conv.id)).turns_by_key is None
     assert await (await service.ask(conv.id, "q1", idempotency_key="k")).collect() == "answer 2"
