@@ -47,7 +47,9 @@ from alice_py.engine.requests import (
     context_text,
     conversation_request,
     examples_turns,
+    path_turns,
     summary_request,
+    turns_to,
 )
 from alice_py.engine.tree import Conversation, KeyedTurn, Message
 from alice_py.errors import AliceError, BadRequest, ConversationBusy, ConversationNotFound, NotFound
@@ -56,6 +58,10 @@ from alice_py.upstream.types import Upstream, UpstreamRequest
 
 IdTaken = Callable[[str], Awaitable[bool]]
 """Whether an id is already used outside the store (by a share)."""
+
+Asking = Callable[[Conversation], tuple[Message, bool]]
+"""Given the locked conversation: the question a turn answers, and whether it is a new one
+(not yet in the tree: ``ask``, ``edit``) or one asked again (``regenerate``)."""
 
 MAX_ID_ATTEMPTS = 100
 EMPTY_QUESTION = "Question can not be empty"
@@ -183,19 +189,12 @@ class ConversationService:
         """
         question = _question(question)
         keyed = idempotency.keyed(idempotency_key, "chat", parent_id or "", question)
-        locked = await self._lock_turn(conv_id, keyed)
-        if isinstance(locked, Answer):
-            return locked
-        conv = locked
-        try:
-            parent = conv.leaf if parent_id is None else parent_id
-            if parent is not None:
-                _message(conv, parent)
-            asked = Message(self._new_message_id(), parent, "user", question, self._clock())
-        except BaseException:
-            await self.store.unlock(conv_id)
-            raise
-        return await self._answer(conv, asked, _turns_to(conv, asked), keyed=keyed)
+
+        def asking(conv: Conversation) -> tuple[Message, bool]:
+            parent = conv.leaf if parent_id is None else _message(conv, parent_id).id
+            return Message(self._new_message_id(), parent, "user", question, self._clock()), True
+
+        return await self._turn(conv_id, keyed, asking)
 
     async def edit(
         self, conv_id: str, message_id: str, question: str, *, idempotency_key: str | None = None
@@ -205,37 +204,26 @@ class ConversationService:
         ``BadRequest`` for an answer's id."""
         question = _question(question)
         keyed = idempotency.keyed(idempotency_key, "edit", message_id, question)
-        locked = await self._lock_turn(conv_id, keyed)
-        if isinstance(locked, Answer):
-            return locked
-        conv = locked
-        try:
-            if _message(conv, message_id).role != "user":
+
+        def asking(conv: Conversation) -> tuple[Message, bool]:
+            edited = _message(conv, message_id)
+            if edited.role != "user":
                 raise BadRequest(f"Only a question can be edited; message {message_id} is an answer")
-            parent = conv.messages[message_id].parent_id
-            asked = Message(self._new_message_id(), parent, "user", question, self._clock())
-        except BaseException:
-            await self.store.unlock(conv_id)
-            raise
-        return await self._answer(conv, asked, _turns_to(conv, asked), keyed=keyed)
+            return Message(self._new_message_id(), edited.parent_id, "user", question, self._clock()), True
+
+        return await self._turn(conv_id, keyed, asking)
 
     async def regenerate(self, conv_id: str, *, idempotency_key: str | None = None) -> Answer:
         """Ask the last question again; the earlier answer stays in the tree as a sibling."""
         keyed = idempotency.keyed(idempotency_key, "regenerate")
-        locked = await self._lock_turn(conv_id, keyed)
-        if isinstance(locked, Answer):
-            return locked
-        conv = locked
-        try:
+
+        def asking(conv: Conversation) -> tuple[Message, bool]:
             last = conv.messages[conv.leaf] if conv.leaf is not None else None
             if last is None or last.role != "assistant" or last.parent_id is None:
                 raise BadRequest("Nothing to regenerate")
-            asked = conv.messages[last.parent_id]
-            turns = _turns(conv.path(asked.id))
-        except BaseException:
-            await self.store.unlock(conv_id)
-            raise
-        return await self._answer(conv, asked, turns, new_question=False, keyed=keyed)
+            return conv.messages[last.parent_id], False
+
+        return await self._turn(conv_id, keyed, asking)
 
     # --- navigating the tree ---------------------------------------------------------------
 
@@ -258,22 +246,7 @@ class ConversationService:
         conv = await self._lock(conv_id)
         try:
             end = conv.leaf if message_id is None else _message(conv, message_id).id
-            now = self._clock()
-            forked = Conversation(
-                id="",
-                kind=conv.kind,
-                prompt=conv.prompt,
-                human_name=conv.human_name,
-                ai_name=conv.ai_name,
-                preset=conv.preset,
-                stream=conv.stream,
-                created=now,
-                last_active=now,
-                model=conv.model,
-                leaf=end,
-            )
-            for message in conv.path(end) if end is not None else ():
-                forked.add(message)
+            forked = conv.branch(end, self._clock())
             await self._insert(forked)
             return forked
         finally:
@@ -307,6 +280,19 @@ class ConversationService:
             await self.store.unlock(conv_id)
             raise
         return conv
+
+    async def _turn(self, conv_id: str, keyed: idempotency.Keyed | None, asking: Asking) -> Answer:
+        """The answer to a repeat of a keyed turn, or else, under the lock, to ``asking``'s question."""
+        locked = await self._lock_turn(conv_id, keyed)
+        if isinstance(locked, Answer):
+            return locked
+        try:
+            asked, new_question = asking(locked)
+            turns = turns_to(locked, asked) if new_question else path_turns(locked.path(asked.id))
+        except BaseException:
+            await self.store.unlock(conv_id)
+            raise
+        return await self._answer(locked, asked, turns, new_question=new_question, keyed=keyed)
 
     async def _lock_turn(self, conv_id: str, keyed: idempotency.Keyed | None) -> Conversation | Answer:
         """The locked conversation for a new turn, or the answer to a repeat of a keyed one.
@@ -421,16 +407,6 @@ class ConversationService:
             message_id=self._new_message_id,
             parent_id=None,
         ).start()
-
-
-def _turns(path: Sequence[Message]) -> list[Turn]:
-    return [(message.role, message.content) for message in path]
-
-
-def _turns_to(conv: Conversation, asked: Message) -> list[Turn]:
-    """The path to the new question ``asked`` (not yet in ``conv``), then the question."""
-    before = conv.path(asked.parent_id) if asked.parent_id is not None else []
-    return [*_turns(before), ("user", asked.content)]
 
 
 def _question(question: str) -> str:

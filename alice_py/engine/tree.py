@@ -112,6 +112,25 @@ class Conversation:
         clone.turns_by_key = None if self.turns_by_key is None else dict(self.turns_by_key)
         return clone
 
+    def branch(self, end: str | None, now: float) -> Conversation:
+        """A new conversation (no id yet) with these settings, holding the path to ``end``."""
+        branched = Conversation(
+            id="",
+            kind=self.kind,
+            prompt=self.prompt,
+            human_name=self.human_name,
+            ai_name=self.ai_name,
+            preset=self.preset,
+            stream=self.stream,
+            created=now,
+            last_active=now,
+            model=self.model,
+            leaf=end,
+        )
+        for message in self.path(end) if end is not None else ():
+            branched.add(message)
+        return branched
+
     def newest_leaf_below(self, message_id: str) -> str:
         """The most recently added message with no children at or below ``message_id``.
 
