@@ -56,6 +56,18 @@ def conversation_id(request: web.Request) -> str:
     return conv_id
 
 
+def message_id(request: web.Request) -> str:
+    """The ``message`` header (a message id, from ``/chatgpt/tree``)."""
+    value = request.headers.get("message", "")
+    if not value:
+        raise BadRequest("message id is nil")
+    return value
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    return request.headers.get("Idempotency-Key")
+
+
 def wants(request: web.Request, media_type: str) -> bool:
     return media_type in request.headers.get("Accept", "")
 
@@ -118,16 +130,46 @@ async def chat(request: web.Request) -> web.StreamResponse:
     question = await read_text(request)
     conv_id = request.headers.get("conversation", "")
     if conv_id:
-        answer = await service(request).ask(conv_id, question)
+        answer = await service(request).ask(conv_id, question, idempotency_key=idempotency_key(request))
     else:
+        # No conversation, nothing kept: a repeat is just another one-off answer.
         answer = await service(request).one_off(Kind.TURBO, question=question, stream=True)
     return await respond(request, answer)
 
 
 @rate_limited
 async def regenerate(request: web.Request) -> web.StreamResponse:
-    answer = await service(request).regenerate(conversation_id(request))
+    answer = await service(request).regenerate(
+        conversation_id(request), idempotency_key=idempotency_key(request)
+    )
     return await respond(request, answer)
+
+
+# --- the tree (docs/tree.md) ------------------------------------------------------------------
+
+
+async def tree(request: web.Request) -> web.Response:
+    return json_response(await service(request).tree(conversation_id(request)))
+
+
+@rate_limited
+async def edit(request: web.Request) -> web.StreamResponse:
+    conv_id, edited = conversation_id(request), message_id(request)
+    answer = await service(request).edit(
+        conv_id, edited, await read_text(request), idempotency_key=idempotency_key(request)
+    )
+    return await respond(request, answer)
+
+
+async def checkout(request: web.Request) -> web.Response:
+    conv_id, target = conversation_id(request), message_id(request)
+    return json_response((await service(request).checkout(conv_id, target)).outline())
+
+
+async def fork(request: web.Request) -> web.Response:
+    conv_id = conversation_id(request)
+    forked = await service(request).fork(conv_id, request.headers.get("message") or None)
+    return text(forked.id)
 
 
 async def rollback(request: web.Request) -> web.Response:
@@ -217,6 +259,10 @@ def add_routes(app: web.Application) -> None:
         "createRolePlay": create_role_play,
         "chat": chat,
         "regenerate": regenerate,
+        "tree": tree,
+        "edit": edit,
+        "checkout": checkout,
+        "fork": fork,
         "rollback": rollback,
         "context": context,
         "contextArray": context_array,

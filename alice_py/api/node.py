@@ -87,7 +87,8 @@ async def conversation(request: web.Request) -> web.StreamResponse:
     stream = bool_field(data, "stream", default=False)
     service = request.app[keys.SERVICE]
     if conv_id:
-        answer = await service.ask(conv_id, message, parent_id=parent_id or None)
+        key = request.headers.get("Idempotency-Key")  # docs/tree.md: a repeat is not asked again
+        answer = await service.ask(conv_id, message, parent_id=parent_id or None, idempotency_key=key)
         return await _respond(request, answer, stream)
     if parent_id:
         raise BadRequest('"parentMessageId" needs the "conversationId" it belongs to')

@@ -7,7 +7,7 @@ from typing import Any
 
 from alice_py.config import ModelsConfig
 from alice_py.engine.presets import CHAT_NAMES, PRESETS, SUMMARY, Kind, Preset
-from alice_py.engine.tree import Conversation, Role
+from alice_py.engine.tree import Conversation, Message, Role
 from alice_py.upstream.types import UpstreamRequest
 
 Turn = tuple[Role, str]
@@ -24,6 +24,16 @@ def transcript(prompt: str, human_name: str, ai_name: str, turns: Iterable[Turn]
     for role, content in turns:
         parts.append(f"\n{human_name if role == 'user' else ai_name}: {content}")
     return "".join(parts)
+
+
+def path_turns(path: Iterable[Message]) -> list[Turn]:
+    return [(message.role, message.content) for message in path]
+
+
+def turns_to(conv: Conversation, asked: Message) -> list[Turn]:
+    """The path to a new question ``asked`` (not yet in ``conv``), then the question."""
+    before = conv.path(asked.parent_id) if asked.parent_id is not None else []
+    return [*path_turns(before), ("user", asked.content)]
 
 
 def context_text(conv: Conversation) -> str:

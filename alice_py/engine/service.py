@@ -14,16 +14,20 @@ Rules every dialect relies on:
 - Stored sentences are trimmed of leading and trailing newlines like the
   answers returned (the original stored them so, and ``context`` shows them so).
 - ``rollback`` drops the removed question with every answer to it; regenerate
-  keeps the earlier answer as a sibling of the new one.
+  keeps the earlier answer as a sibling of the new one, ``edit`` the earlier
+  question (with its branch) as a sibling of the new one.
+- ``edit``, ``checkout`` and ``fork`` take the lock too; reading the tree does not.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from alice_py import ids
 from alice_py.config import ModelsConfig
+from alice_py.engine import idempotency
 from alice_py.engine.answer import Answer
 from alice_py.engine.presets import (
     CHAT_NAMES,
@@ -43,15 +47,21 @@ from alice_py.engine.requests import (
     context_text,
     conversation_request,
     examples_turns,
+    path_turns,
     summary_request,
+    turns_to,
 )
-from alice_py.engine.tree import Conversation, Message
+from alice_py.engine.tree import Conversation, KeyedTurn, Message
 from alice_py.errors import AliceError, BadRequest, ConversationBusy, ConversationNotFound, NotFound
 from alice_py.store.base import ConversationStore
 from alice_py.upstream.types import Upstream, UpstreamRequest
 
 IdTaken = Callable[[str], Awaitable[bool]]
 """Whether an id is already used outside the store (by a share)."""
+
+Asking = Callable[[Conversation], tuple[Message, bool]]
+"""Given the locked conversation: the question a turn answers, and whether it is a new one
+(not yet in the tree: ``ask``, ``edit``) or one asked again (``regenerate``)."""
 
 MAX_ID_ATTEMPTS = 100
 EMPTY_QUESTION = "Question can not be empty"
@@ -154,45 +164,93 @@ class ConversationService:
         conv = await self.get(conv_id)
         return conv.id, conv.prompt, conv.sentences()
 
+    async def tree(self, conv_id: str) -> dict[str, Any]:
+        """Every message, for ``/chatgpt/tree`` (``Conversation.outline``); takes no lock."""
+        return (await self.get(conv_id)).outline()
+
     # --- turns ---------------------------------------------------------------------------
 
-    async def ask(self, conv_id: str, question: str, *, parent_id: str | None = None) -> Answer:
+    async def ask(
+        self,
+        conv_id: str,
+        question: str,
+        *,
+        parent_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Answer:
         """Answer ``question`` after ``parent_id`` (default: the current leaf).
 
-        Raises before returning: ``BadRequest`` (empty question), ``ConversationNotFound``,
-        ``NotFound`` (unknown ``parent_id``), ``ConversationBusy``. Upstream errors come
-        from iterating the answer. The returned answer holds the lock: consume or close it.
+        Raises before returning: ``BadRequest`` (empty question, bad key), ``ConversationNotFound``,
+        ``NotFound`` (unknown ``parent_id``), ``ConversationBusy``, ``KeyReused``. Upstream errors
+        come from iterating the answer. The returned answer holds the lock: consume or close it.
         Surrounding line breaks are trimmed from the question, as they are from answers, so the
-        transcript (``context``) keeps one line per sentence.
+        transcript (``context``) keeps one line per sentence. A repeat of a turn asked with the
+        same ``idempotency_key`` gets that turn's answer again (engine.idempotency).
         """
-        question = question.strip("\r\n")
-        if not question:
-            raise BadRequest(EMPTY_QUESTION)
-        conv = await self._lock(conv_id)
-        try:
-            parent = conv.leaf if parent_id is None else parent_id
-            if parent is not None and parent not in conv.messages:
-                raise NotFound(f"failed to find message with provided id: {parent}")
-            asked = Message(self._new_message_id(), parent, "user", question, self._clock())
-            turns = [*_turns(conv.path(parent)), ("user", question)]
-        except BaseException:
-            await self.store.unlock(conv_id)
-            raise
-        return await self._answer(conv, asked, turns)
+        question = _question(question)
+        keyed = idempotency.keyed(idempotency_key, "chat", parent_id or "", question)
 
-    async def regenerate(self, conv_id: str) -> Answer:
+        def asking(conv: Conversation) -> tuple[Message, bool]:
+            parent = conv.leaf if parent_id is None else _message(conv, parent_id).id
+            return Message(self._new_message_id(), parent, "user", question, self._clock()), True
+
+        return await self._turn(conv_id, keyed, asking)
+
+    async def edit(
+        self, conv_id: str, message_id: str, question: str, *, idempotency_key: str | None = None
+    ) -> Answer:
+        """Ask ``question`` instead of the user message ``message_id``: a sibling of it, answered
+        like ``ask``; the old branch stays in the tree. ``NotFound`` for an unknown message,
+        ``BadRequest`` for an answer's id."""
+        question = _question(question)
+        keyed = idempotency.keyed(idempotency_key, "edit", message_id, question)
+
+        def asking(conv: Conversation) -> tuple[Message, bool]:
+            edited = _message(conv, message_id)
+            if edited.role != "user":
+                raise BadRequest(f"Only a question can be edited; message {message_id} is an answer")
+            return Message(self._new_message_id(), edited.parent_id, "user", question, self._clock()), True
+
+        return await self._turn(conv_id, keyed, asking)
+
+    async def regenerate(self, conv_id: str, *, idempotency_key: str | None = None) -> Answer:
         """Ask the last question again; the earlier answer stays in the tree as a sibling."""
-        conv = await self._lock(conv_id)
-        try:
+        keyed = idempotency.keyed(idempotency_key, "regenerate")
+
+        def asking(conv: Conversation) -> tuple[Message, bool]:
             last = conv.messages[conv.leaf] if conv.leaf is not None else None
             if last is None or last.role != "assistant" or last.parent_id is None:
                 raise BadRequest("Nothing to regenerate")
-            asked = conv.messages[last.parent_id]
-            turns = _turns(conv.path(asked.id))
-        except BaseException:
+            return conv.messages[last.parent_id], False
+
+        return await self._turn(conv_id, keyed, asking)
+
+    # --- navigating the tree ---------------------------------------------------------------
+
+    async def checkout(self, conv_id: str, message_id: str) -> Conversation:
+        """Make the newest leaf below ``message_id`` the current leaf; the updated conversation."""
+        conv = await self._lock(conv_id)
+        try:
+            _message(conv, message_id)
+            updated = conv.copy()
+            updated.leaf = updated.newest_leaf_below(message_id)
+            updated.last_active = self._clock()
+            await self.store.replace(updated)
+            return updated
+        finally:
             await self.store.unlock(conv_id)
-            raise
-        return await self._answer(conv, asked, turns, new_question=False)
+
+    async def fork(self, conv_id: str, message_id: str | None = None) -> Conversation:
+        """A new conversation (same kind, prompt and settings) holding the path from the root to
+        ``message_id`` (default: the current leaf). Keyed turns stay with the original."""
+        conv = await self._lock(conv_id)
+        try:
+            end = conv.leaf if message_id is None else _message(conv, message_id).id
+            forked = conv.branch(end, self._clock())
+            await self._insert(forked)
+            return forked
+        finally:
+            await self.store.unlock(conv_id)
 
     async def rollback(self, conv_id: str) -> None:
         """Remove the last question and its answer(s); the leaf moves back two messages."""
@@ -223,8 +281,50 @@ class ConversationService:
             raise
         return conv
 
+    async def _turn(self, conv_id: str, keyed: idempotency.Keyed | None, asking: Asking) -> Answer:
+        """The answer to a repeat of a keyed turn, or else, under the lock, to ``asking``'s question."""
+        locked = await self._lock_turn(conv_id, keyed)
+        if isinstance(locked, Answer):
+            return locked
+        try:
+            asked, new_question = asking(locked)
+            turns = turns_to(locked, asked) if new_question else path_turns(locked.path(asked.id))
+        except BaseException:
+            await self.store.unlock(conv_id)
+            raise
+        return await self._answer(locked, asked, turns, new_question=new_question, keyed=keyed)
+
+    async def _lock_turn(self, conv_id: str, keyed: idempotency.Keyed | None) -> Conversation | Answer:
+        """The locked conversation for a new turn, or the answer to a repeat of a keyed one.
+
+        A repeat is recognised with or without the lock: while another request runs, a turn
+        kept earlier is still answered (the turn this key asks for, if running, is a 409).
+        """
+        try:
+            conv = await self._lock(conv_id)
+        except ConversationBusy:
+            replayed = None if keyed is None else await idempotency.replay(await self.get(conv_id), keyed)
+            if replayed is None:
+                raise
+            return replayed
+        try:
+            replayed = None if keyed is None else await idempotency.replay(conv, keyed)
+        except BaseException:
+            await self.store.unlock(conv_id)
+            raise
+        if replayed is None:
+            return conv
+        await self.store.unlock(conv_id)
+        return replayed
+
     async def _answer(
-        self, conv: Conversation, asked: Message, turns: list[Turn], *, new_question: bool = True
+        self,
+        conv: Conversation,
+        asked: Message,
+        turns: list[Turn],
+        *,
+        new_question: bool = True,
+        keyed: idempotency.Keyed | None = None,
     ) -> Answer:
         """An answer to ``asked`` holding ``conv``'s lock, which it releases when it ends."""
         answer_id = self._new_message_id()
@@ -237,6 +337,10 @@ class ConversationService:
             updated.add(Message(answer_id, asked.id, "assistant", text, now))
             updated.leaf = answer_id
             updated.last_active = now
+            if keyed is not None:
+                key, fingerprint = keyed
+                turn = KeyedTurn(fingerprint, answer_id, asked.id, text)
+                updated.turns_by_key = {**(updated.turns_by_key or {}), key: turn}
             await self.store.replace(updated)
 
         async def release() -> None:
@@ -305,8 +409,18 @@ class ConversationService:
         ).start()
 
 
-def _turns(path: Sequence[Message]) -> list[Turn]:
-    return [(message.role, message.content) for message in path]
+def _question(question: str) -> str:
+    question = question.strip("\r\n")
+    if not question:
+        raise BadRequest(EMPTY_QUESTION)
+    return question
+
+
+def _message(conv: Conversation, message_id: str) -> Message:
+    message = conv.messages.get(message_id)
+    if message is None:
+        raise NotFound(f"failed to find message with provided id: {message_id}")
+    return message
 
 
 def _defaults(

@@ -35,6 +35,17 @@ class Message:
     created: float
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedTurn:
+    """A turn asked with an ``Idempotency-Key``: what a repeat of the request gets back."""
+
+    fingerprint: str
+    """Which request it was (route, message, body): the same key with another one is refused."""
+    answer_id: str
+    parent_id: str
+    text: str
+
+
 @dataclass(slots=True)
 class Conversation:
     id: str
@@ -52,6 +63,9 @@ class Conversation:
     leaf: str | None = None
     messages: dict[str, Message] = field(default_factory=dict)
     """Every message by id, parents before children (insertion order)."""
+    turns_by_key: dict[str, KeyedTurn] | None = None
+    """The turns asked with an ``Idempotency-Key``, by key (see ``engine.idempotency``); None
+    until the first, so the many conversations that never use a key carry no dict."""
 
     def path(self, leaf: str | None = None) -> list[Message]:
         """The messages from the root down to ``leaf`` (default: the current leaf)."""
@@ -95,7 +109,65 @@ class Conversation:
             leaf=self.leaf,
         )
         clone.messages = dict(self.messages)
+        clone.turns_by_key = None if self.turns_by_key is None else dict(self.turns_by_key)
         return clone
+
+    def branch(self, end: str | None, now: float) -> Conversation:
+        """A new conversation (no id yet) with these settings, holding the path to ``end``."""
+        branched = Conversation(
+            id="",
+            kind=self.kind,
+            prompt=self.prompt,
+            human_name=self.human_name,
+            ai_name=self.ai_name,
+            preset=self.preset,
+            stream=self.stream,
+            created=now,
+            last_active=now,
+            model=self.model,
+            leaf=end,
+        )
+        for message in self.path(end) if end is not None else ():
+            branched.add(message)
+        return branched
+
+    def newest_leaf_below(self, message_id: str) -> str:
+        """The most recently added message with no children at or below ``message_id``.
+
+        Children are always added after their parents, so the last descendant in insertion
+        order has no children: it is that leaf (``message_id`` itself when it has none).
+        """
+        below = {message_id}
+        newest = message_id
+        for message in self.messages.values():
+            if message.parent_id in below:
+                below.add(message.id)
+                newest = message.id
+        return newest
+
+    def outline(self) -> dict[str, Any]:
+        """The whole tree as ``POST /chatgpt/tree`` shows it (docs/tree.md)."""
+        children: dict[str, list[str]] = {message_id: [] for message_id in self.messages}
+        roots: list[str] = []
+        for message in self.messages.values():
+            (roots if message.parent_id is None else children[message.parent_id]).append(message.id)
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "leaf": self.leaf,
+            "roots": roots,
+            "messages": [
+                {
+                    "id": m.id,
+                    "parent_id": m.parent_id,
+                    "role": m.role,
+                    "content": m.content,
+                    "created": int(m.created),
+                    "children": children[m.id],
+                }
+                for m in self.messages.values()
+            ],
+        }
 
     def add(self, message: Message) -> None:
         if message.parent_id is not None and message.parent_id not in self.messages:
@@ -113,6 +185,9 @@ class Conversation:
             del self.messages[message_id]
 
     def to_json(self) -> bytes:
+        # Keyed turns are written only when there are some, so most saved conversations stay as they were.
+        rows = [_keyed_row(*item) for item in (self.turns_by_key or {}).items()]
+        keyed = {"keyed": rows} if rows else {}
         return orjson.dumps(
             {
                 "v": FORMAT_VERSION,
@@ -130,6 +205,7 @@ class Conversation:
                 "messages": [
                     [m.id, m.parent_id, m.role, m.content, m.created] for m in self.messages.values()
                 ],
+                **keyed,
             }
         )
 
@@ -167,7 +243,14 @@ def _decode(raw: dict[str, Any]) -> Conversation:
     if leaf is not None and leaf not in conv.messages:
         raise ValueError(f"leaf message {leaf!r} is not in the conversation")
     conv.leaf = None if leaf is None else conv.messages[leaf].id
+    for key, fingerprint, answer_id, parent_id, text in raw.get("keyed", ()):
+        turn = KeyedTurn(_text(fingerprint), _text(answer_id), _text(parent_id), _text(text))
+        conv.turns_by_key = {**(conv.turns_by_key or {}), _text(key): turn}
     return conv
+
+
+def _keyed_row(key: str, turn: KeyedTurn) -> list[str]:
+    return [key, turn.fingerprint, turn.answer_id, turn.parent_id, turn.text]
 
 
 def _role(value: object) -> Role:

@@ -41,7 +41,16 @@ from alice_py.web.replay import memory_replay_guard
 log = logging.getLogger(__name__)
 
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-ALLOW_HEADERS = ("token", "uuid", "conversation", "settings", "content-type", "authorization")
+ALLOW_HEADERS = (
+    "token",
+    "uuid",
+    "conversation",
+    "settings",
+    "content-type",
+    "authorization",
+    "message",
+    "idempotency-key",
+)
 EXPOSE_HEADERS = f"Retry-After, Share-Id, Share-URL, {HEADER}"
 PREFLIGHT_MAX_AGE = "600"
 NULL_ORIGIN = "null"

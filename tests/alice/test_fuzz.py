@@ -18,6 +18,7 @@ MAX_BODY = 4096
 POST_ROUTES = [
     "create", "createTurbo", "createGPT4", "createRolePlay", "chat", "regenerate", "rollback",
     "context", "contextArray", "finish", "store", "quickAnswer", "summary",
+    "tree", "edit", "checkout", "fork",
 ]  # fmt: skip
 BAD_BODIES = [
     b"\xff\xfe\x80 not utf-8",
@@ -125,6 +126,10 @@ ODD_HEADERS = [
     b"uuid: " + "ü".encode() * 30,
     b"settings: \xff",
     b"settings: FriendChat\x7f",
+    b"message: \xff\xfe\x80",
+    b"message: " + b"m" * 4000,
+    b"Idempotency-Key: \xff\xfe",
+    b"Idempotency-Key: " + b"k" * 4000,
     b"Accept: \xff/\xff",
     b"Origin: \xff",
     b"Access-Control-Request-Headers: \xff, ,,x y, token",
