@@ -56,6 +56,7 @@ async def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(make_client:
     assert "Secure" in https.headers["Set-Cookie"]
     plain = await behind.get("/admin", headers={"X-Forwarded-Proto": "http"})
     assert "Secure" not in plain.headers["Set-Cookie"]
+    await behind.close()  # one instance per database at a time (its writer lock)
     # From a peer that is not a listed proxy the header is the client's word: ignored.
     direct = await make_client(admin=ADMIN)
     claimed = await direct.get("/admin", headers={"X-Forwarded-Proto": "https"})
