@@ -42,6 +42,7 @@ from alice_py.upstream.client import OpenAIClient
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.router import UpstreamRouter
 from alice_py.web import middlewares
+from alice_py.web.proxies import TrustedProxies
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ def create_app(cfg: Config) -> web.Application:
     app = web.Application(client_max_size=cfg.server.max_body)
     app[keys.CONFIG] = cfg
     app[keys.STARTED_AT] = time.time()
+    app[keys.TRUSTED_PROXIES] = TrustedProxies(cfg.server.trusted_proxies)
     contexts: list[CleanupCtx] = [
         demo_upstream_ctx,
         http_session_ctx,

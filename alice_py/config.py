@@ -9,6 +9,7 @@ No other module reads the environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ class ServerConfig:
     drain_timeout: float = 30.0
     compat_status: bool = False
     access_log: bool = False
+    body_timeout: float = 30.0
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +323,15 @@ def validate(cfg: Config) -> None:
         raise ConfigError("database check_interval must be more than 0 seconds")
     if cfg.conversations.ttl <= 0:
         raise ConfigError("conversations ttl must be more than 0 seconds")
+    if cfg.server.body_timeout <= 0:
+        raise ConfigError("server body_timeout must be more than 0 seconds")
+    for entry in cfg.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"server trusted_proxies: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
 
 
 def load(

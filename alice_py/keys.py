@@ -10,10 +10,10 @@ from aiohttp import web
 from alice_py.config import Config
 
 if TYPE_CHECKING:
-    from aiohttp_session import AbstractStorage
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from alice_py.api.admin_keys import FailureLimiter
+    from alice_py.api.admin_page import AdminSessions
     from alice_py.db.health import DatabaseHealth
     from alice_py.db.keys import KeyRepository
     from alice_py.db.shares import ShareRepository
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from alice_py.web.auth import AuthTable
     from alice_py.web.errors import ErrorFormatters
     from alice_py.web.middlewares import CorsHeaders
+    from alice_py.web.proxies import TrustedProxies
     from alice_py.web.ratelimit import RateLimiter
     from alice_py.web.replay import ReplayGuard
 
@@ -57,9 +58,11 @@ SAVER: web.AppKey[ConversationSaver] = web.AppKey("saver")
 """Writes live conversations behind to the database and loads them back (``store.saver``)."""
 DB_HEALTH: web.AppKey[DatabaseHealth] = web.AppKey("db_health")
 """The periodic database checks (write probe, SQLite file, writer lock) that ``/readyz`` reads."""
-ADMIN_SESSIONS: web.AppKey[AbstractStorage] = web.AppKey("admin_sessions")
-"""The admin page's encrypted session cookies; absent while the admin page is off."""
+ADMIN_SESSIONS: web.AppKey[AdminSessions] = web.AppKey("admin_sessions")
+"""The admin page's cookie storages and live sessions; absent while the admin page is off."""
 REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")
 """Makes each request's id (``X-Request-Id``, named in failure messages and log lines)."""
 FAILURE_LOG: web.AppKey[FailureLog] = web.AppKey("failure_log")
 """One folded log line per failure (``alice_py.failure_log``)."""
+TRUSTED_PROXIES: web.AppKey[TrustedProxies] = web.AppKey("trusted_proxies")
+"""``[server] trusted_proxies``: the client address and scheme behind them (``web.proxies``)."""

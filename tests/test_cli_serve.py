@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import signal
 import socket
 import sqlite3
@@ -186,3 +187,77 @@ def test_debug_log_never_shows_sql_or_keys(tmp_path: Path) -> None:
         log = proc.stderr.read() if proc.stderr else ""
     assert "SELECT" not in log and "INSERT" not in log
     assert key not in log
+
+
+def _trickle(port: int, head: bytes, pieces: list[bytes], pause: float) -> tuple[bytes, float]:
+    """Send ``head``, then ``pieces`` ``pause`` s apart until the server answers: what came
+    back before the server closed the connection, and when it closed (s after the head)."""
+    started = time.monotonic()
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        sock.setblocking(False)
+        for piece in pieces:
+            ready, _, _ = select.select([sock], [], [], pause)
+            if ready:
+                break
+            sock.sendall(piece)
+        sock.setblocking(True)
+        sock.settimeout(15)
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    return received, time.monotonic() - started
+
+
+def test_a_body_sent_too_slowly_gets_408_and_the_connection_closes(tmp_path: Path) -> None:
+    (tmp_path / "slow.toml").write_text("[server]\nbody_timeout = 1.0\n", encoding="utf-8")
+    with running_server(["--demo", "--config", "slow.toml"], cwd=tmp_path) as (url, proc):
+        port = int(url.rsplit(":", 1)[1])
+        body = b'{"prompt": "' + b"x" * 36 + b'"}'
+        head = (
+            b"POST /chatgpt/createTurbo HTTP/1.1\r\nHost: x\r\ntoken: alice\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        # One byte every 0.2 s: 10 s for the body, far more than its second.
+        reply, closed_after = _trickle(port, head, [body[i : i + 1] for i in range(len(body))], 0.2)
+        status_line, _, rest = reply.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 408 Request Timeout", reply
+        assert b"Connection: close" in rest
+        assert rest.endswith(b"The request body did not arrive within 1 s; send it at once")
+        # Closed at once, not after aiohttp's 10 s of reading the rest.
+        assert closed_after < 4
+        # A body in two pieces within the second is fine.
+        closing = head.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+        ok, _ = _trickle(port, closing, [body[:10], body[10:]], 0.3)
+        assert ok.startswith(b"HTTP/1.1 200 OK"), ok
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        log = proc.stderr.read() if proc.stderr else ""
+    assert "Traceback" not in log and "ERROR" not in log
+
+
+def test_a_raw_at_in_the_database_password_never_shows(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://alice:Xq7@Zk9@127.0.0.1:1/alice"
+    result = run_cli(["serve", "--demo", "--db", url], cwd=tmp_path)
+    assert result.returncode == 2
+    masked = "postgresql+asyncpg://alice:***@127.0.0.1:1/alice"
+    assert f"database {masked}" in result.stderr  # the start-up log line
+    assert f"cannot open the database '{masked}'" in result.stderr  # the error: the host was read right
+    assert "Xq7" not in result.stderr and "Zk9" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_ambiguous_database_password_is_refused_without_showing_it(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://alice:Xq7@Zk9/Wm4@127.0.0.1:1/alice"
+    result = run_cli(["serve", "--demo", "--db", url], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "percent-encode the special characters of the user name and password (@ as %40" in result.stderr
+    for part in ("Xq7", "Zk9", "Wm4"):
+        assert part not in result.stderr
+    assert "Traceback" not in result.stderr

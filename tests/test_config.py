@@ -145,3 +145,15 @@ def test_auth_replay_policies(tmp_path: Path) -> None:
     assert load(tmp_path, '[auth]\nreplay = "original"\n', {}, []).auth.replay == "original"
     with pytest.raises(ConfigError, match="auth replay must be one of strict, original, got 'loose'"):
         load(tmp_path, None, {"ALICE_AUTH_REPLAY": "loose"}, [])
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[server]\ntrusted_proxies = ["10.0.0.0/8", "proxy.local"]\n', "'proxy.local' is not an IP address"),
+        ("[server]\nbody_timeout = 0\n", "server body_timeout must be more than 0 seconds"),
+    ],
+)
+def test_server_hardening_mistakes_are_named(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(tmp_path, toml, {}, [])

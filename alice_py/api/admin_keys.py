@@ -36,6 +36,7 @@ from alice_py.db.keys import KeyRepository
 from alice_py.errors import AliceError, AuthFailed, BadRequest, NotFound, RateLimited
 from alice_py.upstream.keypool import KeyPool, KeyState, mask_key
 from alice_py.web.auth import secret_matches
+from alice_py.web.body import read_body
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class AdminGuard:
         if not self._password:
             raise AdminOff()
         failures = request.app[keys.ADMIN_FAILURES]
-        address = request.remote or "unknown"
+        address = request.app[keys.TRUSTED_PROXIES].client_address(request)
         failures.check(address)
         given = request.headers.get("Authorization", "")
         scheme, _, rest = given.partition(" ")
@@ -110,7 +111,7 @@ async def read_key_list(request: web.Request) -> list[str]:
     """The body's JSON array of keys: stripped, duplicates once, order kept."""
     example = 'send a JSON array of API keys, e.g. ["sk-..."]'
     try:
-        value = orjson.loads(await request.read())
+        value = orjson.loads(await read_body(request))
     except orjson.JSONDecodeError:
         raise BadRequest(f"The body is not valid JSON: {example}") from None
     if not isinstance(value, list):

@@ -3,7 +3,9 @@
 
 - Off (404 with a page that says so) while ``[admin] password`` is empty.
 - The session is an encrypted cookie (aiohttp-session's ``EncryptedCookieStorage``,
-  Fernet): ``HttpOnly``, ``SameSite=Strict``, path ``/admin``, 12 hours. Its secret is
+  Fernet): ``HttpOnly``, ``SameSite=Strict``, path ``/admin``, 12 hours, ``Secure`` when the
+  page came over https (``web.proxies``). It names a session this process keeps
+  (``AdminSessions``): logout ends it server-side, and so does a restart. Its secret is
   ``[admin] session_secret``; when that is empty, one is generated and kept in
   ``admin_session.key`` (mode 600) next to the SQLite database, so sessions survive
   restarts; with PostgreSQL or an in-memory database a new one is made at each start
@@ -12,8 +14,9 @@
 - The password is compared in constant time. Wrong ones count per client address in
   the admin key API's ``FailureLimiter`` (same password, same allowance): past its
   limit the login form answers 429 until the oldest failure ages out. Behind a reverse
-  proxy every client shares the proxy's address: the limit is then global, which still
-  stops guessing.
+  proxy listed in ``[server] trusted_proxies`` the address is the client's, from
+  ``X-Forwarded-For``; behind an unlisted one every client shares the proxy's bucket.
+- A form body that cannot be parsed is a 400 before any session or CSRF check.
 - The dashboard lists the most recent shares, each with a revoke button (a CSRF-checked form
   to ``/admin/revoke-share``); ``GET /admin/shares`` lists them all.
 - The session only runs on these paths: nothing else pays for it.
@@ -31,14 +34,16 @@ import math
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from aiohttp_session import Session, get_session, new_session, session_middleware
+from aiohttp_session import AbstractStorage, Session, get_session, new_session, session_middleware
+from cachetools import TTLCache
+from multidict import MultiDictProxy
 
 from alice_py import __version__, keys
 from alice_py.api.admin_keys import FailureLimiter
@@ -46,6 +51,7 @@ from alice_py.db.engine import is_memory_sqlite, parse_url
 from alice_py.errors import ConfigError, RateLimited
 from alice_py.upstream.keypool import KeyState
 from alice_py.web.auth import secret_matches
+from alice_py.web.body import read_form
 from alice_py.web.pages import (
     admin_dashboard_page,
     admin_login_page,
@@ -63,6 +69,9 @@ PAGE_SHARES = 50
 COOKIE_NAME = "alice_admin"
 SESSION_MAX_AGE = 12 * 3600
 SECRET_FILE = "admin_session.key"
+MAX_SESSIONS = 1000
+
+Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
 
 SECRET_HELP = (
     "32 random bytes in url-safe base64; make one with: python -c "
@@ -126,22 +135,52 @@ async def session_secret(cfg_secret: str, database_url: str) -> bytes:
     return await asyncio.to_thread(load_or_create_secret, path)
 
 
-async def admin_session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The cookie storage, only when the admin page is on (no password: no secret, no file)."""
-    cfg = app[keys.CONFIG]
-    if cfg.admin.password:
+class AdminSessions:
+    """The cookie storages and the sessions logged in, kept here so that logout ends a session
+    for good: a copy of its cookie (still decryptable for its 12 hours) no longer logs anyone in.
+
+    The record is this process's memory: a restart ends every admin session (log in again).
+    Two storages with one secret: the cookie is ``Secure`` when the page came over https."""
+
+    def __init__(self, secret: bytes, clock: Callable[[], float] = time.monotonic) -> None:
         # Imported here: it pulls in cryptography (~7 MiB) that a service without admin never needs.
         from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+        params: dict[str, Any] = {
+            "cookie_name": COOKIE_NAME,
+            "path": PAGE,
+            "max_age": SESSION_MAX_AGE,
+            "httponly": True,
+            "samesite": "Strict",
+        }
+        self._plain = EncryptedCookieStorage(secret, **params)
+        self._secure = EncryptedCookieStorage(secret, secure=True, **params)
+        # Full, the least recently used session ends first.
+        self._live: TTLCache[str, bool] = TTLCache(MAX_SESSIONS, SESSION_MAX_AGE, timer=clock)
+
+    def storage(self, https: bool) -> AbstractStorage:
+        return self._secure if https else self._plain
+
+    def start(self) -> str:
+        """A new session's id, to keep in its cookie."""
+        session_id = secrets.token_urlsafe(24)
+        self._live[session_id] = True
+        return session_id
+
+    def alive(self, session_id: object) -> bool:
+        return isinstance(session_id, str) and self._live.get(session_id, False)
+
+    def end(self, session_id: object) -> None:
+        if isinstance(session_id, str):
+            self._live.pop(session_id, None)
+
+
+async def admin_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The sessions, only when the admin page is on (no password: no secret, no file)."""
+    cfg = app[keys.CONFIG]
+    if cfg.admin.password:
         secret = await session_secret(cfg.admin.session_secret, cfg.database.url)
-        app[keys.ADMIN_SESSIONS] = EncryptedCookieStorage(
-            secret,
-            cookie_name=COOKIE_NAME,
-            path=PAGE,
-            max_age=SESSION_MAX_AGE,
-            httponly=True,
-            samesite="Strict",
-        )
+        app[keys.ADMIN_SESSIONS] = AdminSessions(secret)
     yield
 
 
@@ -150,9 +189,10 @@ def with_session(handler: Handler) -> Handler:
     only: a middleware of the app would cost every API request a step)."""
 
     async def in_session(request: web.Request) -> web.StreamResponse:
-        storage = request.app.get(keys.ADMIN_SESSIONS)
-        if storage is None:
+        sessions = request.app.get(keys.ADMIN_SESSIONS)
+        if sessions is None:
             return await handler(request)
+        storage = sessions.storage(request.app[keys.TRUSTED_PROXIES].is_https(request))
         return await session_middleware(storage)(request, handler)
 
     return in_session
@@ -185,11 +225,12 @@ def _csrf(session: Session) -> str:
 def _logged_in(request: web.Request, session: Session) -> bool:
     tag = session.get("admin")
     expected = _password_tag(request.app[keys.CONFIG].admin.password)
-    return isinstance(tag, str) and secret_matches(tag, expected)
+    if not (isinstance(tag, str) and secret_matches(tag, expected)):
+        return False
+    return request.app[keys.ADMIN_SESSIONS].alive(session.get("sid"))
 
 
-async def _csrf_ok(request: web.Request, session: Session) -> bool:
-    form = await request.post()
+def _csrf_ok(form: Form, session: Session) -> bool:
     sent, expected = form.get("csrf"), session.get("csrf")
     return isinstance(sent, str) and isinstance(expected, str) and bool(expected) and secret_matches(
         sent, expected
@@ -228,8 +269,9 @@ async def admin_page(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     if not _enabled(request):
         return _off(request)
+    form = await read_form(request)  # a broken body is a 400 before the session is looked at
     session = await get_session(request)
-    address = request.remote or "unknown"
+    address = request.app[keys.TRUSTED_PROXIES].client_address(request)
     failures = request.app[keys.ADMIN_FAILURES]
     try:
         failures.check(address)
@@ -238,9 +280,9 @@ async def login(request: web.Request) -> web.Response:
         response = _login_form(request, session, f"Too many wrong passwords. Try again in {wait} s.", 429)
         response.headers["Retry-After"] = str(wait)
         return response
-    if not await _csrf_ok(request, session):
+    if not _csrf_ok(form, session):
         return _login_form(request, session, "The form expired. Please try again.", 403)
-    password = (await request.post()).get("password")
+    password = form.get("password")
     expected = request.app[keys.CONFIG].admin.password
     if not isinstance(password, str) or not secret_matches(password, expected):
         failures.record(address)
@@ -248,6 +290,7 @@ async def login(request: web.Request) -> web.Response:
         return _login_form(request, session, "Wrong password.", 401)
     session = await new_session(request)
     session["admin"] = _password_tag(expected)
+    session["sid"] = request.app[keys.ADMIN_SESSIONS].start()
     session["csrf"] = secrets.token_urlsafe(32)
     raise _see_page(request)
 
@@ -255,9 +298,11 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     if not _enabled(request):
         return _off(request)
+    form = await read_form(request)
     session = await get_session(request)
-    if not await _csrf_ok(request, session):
+    if not _csrf_ok(form, session):
         return _login_form(request, session, "The form expired. Please try again.", 403)
+    request.app[keys.ADMIN_SESSIONS].end(session.get("sid"))
     session.invalidate()
     raise _see_page(request)
 
@@ -266,12 +311,13 @@ async def revoke_share(request: web.Request) -> web.Response:
     """The dashboard's revoke button: the share's link answers 404 from now on."""
     if not _enabled(request):
         return _off(request)
+    form = await read_form(request)
     session = await get_session(request)
-    if not await _csrf_ok(request, session):
+    if not _csrf_ok(form, session):
         return _login_form(request, session, "The form expired. Please try again.", 403)
     if not _logged_in(request, session):
         return _login_form(request, session, "Log in to revoke shares.", 401)
-    share_id = (await request.post()).get("id")
+    share_id = form.get("id")
     if isinstance(share_id, str) and share_id and await request.app[keys.SHARES].delete(share_id):
         log.info("admin revoked share %s (admin page)", share_id)
     raise _see_page(request)

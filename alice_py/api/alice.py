@@ -19,6 +19,7 @@ from alice_py.errors import BadRequest, ShareNotFound
 from alice_py.web.auth import AliceAuth
 from alice_py.web.body import (
     bool_field,
+    read_body,
     read_json_object,
     read_text,
     required_string,
@@ -26,7 +27,7 @@ from alice_py.web.body import (
     string_list_field,
 )
 from alice_py.web.errors import safe_text
-from alice_py.web.pages import share_page
+from alice_py.web.pages import share_response
 from alice_py.web.ratelimit import rate_limited
 from alice_py.web.sse import stream_answer
 
@@ -97,7 +98,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def create_turbo(request: web.Request) -> web.Response:
-    short = len(await request.read()) <= 1
+    short = len(await read_body(request)) <= 1
     data = {} if short else await read_json_object(request, invalid=TURBO_BODY_ERROR) or {}
     prompt = string_field(data, "prompt", default="", prefix=TURBO_BODY_ERROR)
     stream = bool_field(data, "stream", default=False, prefix=TURBO_BODY_ERROR)
@@ -219,7 +220,7 @@ async def share(request: web.Request) -> web.Response:
     if found is None:
         raise ShareNotFound()
     if wants(request, "text/html"):
-        return web.Response(text=share_page(found), content_type="text/html", charset="utf-8")
+        return share_response(found)
     return json_response({"Id": found.id, "Prompt": found.prompt, "SentenceList": list(found.sentences)})
 
 

@@ -37,6 +37,7 @@ from alice_py.errors import AliceError
 from alice_py.failure_log import FailureLog
 from alice_py.request_ids import current_id
 from alice_py.upstream.types import Endpoint, UpstreamRequest
+from alice_py.web.body import read_body
 from alice_py.web.errors import InternalError
 from alice_py.web.ratelimit import rate_limited
 from alice_py.web.sse import SSE_HEADERS, AnswerStream
@@ -55,7 +56,7 @@ def sse_chunk(value: dict[str, Any]) -> bytes:
 
 
 async def read_request(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -4,7 +4,8 @@ Body ``application/x-www-form-urlencoded`` (JSON and multipart accepted too): ``
 (required), ``model``, ``timeout`` (milliseconds; none or 0: no limit),
 ``conversation_id`` and ``parent_message_id`` (continue a conversation). Success:
 ``{"text", "conversation_id", "parent_message_id"}``, where ``parent_message_id`` is the
-answer's id, to send next time. Any failure: status 500 and ``{"message": "<error>"}``.
+answer's id, to send next time. Any failure: status 500 and ``{"message": "<error>"}``
+(a form body that cannot be parsed: 400; one that came too slowly: 408).
 
 ``access_token`` and ``reverse_proxy`` belonged to scraping the ChatGPT website; they are
 accepted and ignored. A conversation keeps the model of its first message.
@@ -23,7 +24,7 @@ from alice_py.api.dialects import ClientKeyGuard, discard_unanswered, json_respo
 from alice_py.engine.answer import Answer
 from alice_py.engine.presets import Kind
 from alice_py.errors import AliceError, BadRequest
-from alice_py.web.body import read_json_object
+from alice_py.web.body import BodyTimedOut, MalformedBody, read_form, read_json_object
 from alice_py.web.errors import client_message
 from alice_py.web.ratelimit import rate_limited
 
@@ -46,7 +47,7 @@ async def read_fields(request: web.Request) -> dict[str, Any]:
     """The form fields, or the JSON object's (by Content-Type)."""
     if request.content_type == "application/json":
         return await read_json_object(request) or {}
-    form = await request.post()
+    form = await read_form(request)
     return {name: value for name, value in form.items() if isinstance(value, str)}
 
 
@@ -122,8 +123,10 @@ async def get_access_token(request: web.Request) -> web.Response:
 
 
 def sendmessage_error(request: web.Request, error: AliceError) -> web.Response:
-    """Every failure: 500 with ``{"message": ...}``, as the seed answered."""
-    return json_response({"message": client_message(error)}, 500)
+    """Every failure: 500 with ``{"message": ...}``, as the seed answered; except a body that
+    cannot be parsed as a form (400) and one that came too slowly (408, the connection closes)."""
+    status = error.status if isinstance(error, MalformedBody | BodyTimedOut) else 500
+    return json_response({"message": client_message(error)}, status)
 
 
 def add_routes(app: web.Application) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 import alice_py
+from alice_py import config
 from alice_py.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -58,10 +59,39 @@ _PG_ADAPTER_OPTIONS = frozenset({"prepared_statement_cache_size", "prepared_stat
 
 
 def mask_url(url: str | URL) -> str:
-    """The URL with any password replaced by ``***``, safe for logs and messages."""
+    """The URL with any password replaced by ``***``, safe for logs and messages.
+
+    Everything from the first ``:`` of the user part to the *last* ``@`` is hidden
+    (``config.mask_url``): a password can hold any character, a raw ``@`` or ``/`` included,
+    and none of it must show, even where SQLAlchemy would cut the password short."""
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+        url = url.render_as_string(hide_password=False)  # quoted: its '@' become %40
+    return config.mask_url(url)
+
+
+def _password_to_last_at(url: URL) -> URL:
+    """SQLAlchemy ends a password at its first ``@`` and leaves the rest in the host
+    (``pu:sec@ret@host`` → host ``ret@host``). A host never holds an ``@``, so the password
+    runs to the last one, as Python's ``urllib`` and browsers read a URL."""
+    if url.password is None or url.host is None or "@" not in url.host:
+        return url
+    rest, _, host = url.host.rpartition("@")
+    return url.set(password=f"{url.password}@{rest}", host=host)
+
+
+def _check_no_stray_at(url: URL, given: str) -> None:
+    """With a password, what follows the text's last ``@`` must be the host: otherwise the
+    password also holds a raw ``/`` or ``?`` (or an ``@`` comes later, in the query), and
+    rather than guess where it ends (and show a piece of it as a host), refuse."""
+    if url.password is None:
+        return
+    host = url.host or ""
+    shown = f"[{host}]" if ":" in host else host
+    if not re.match(re.escape(shown) + r"(?:[:/?]|$)", given.rpartition("@")[2]):
+        raise ConfigError(
+            f"database URL {mask_url(given)!r}: percent-encode the special characters of the "
+            "user name and password (@ as %40, / as %2F, ? as %3F, # as %23), and any @ after the host"
+        )
 
 
 def parse_url(url: str) -> URL:
@@ -70,6 +100,8 @@ def parse_url(url: str) -> URL:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         raise ConfigError(f"malformed database URL {mask_url(url)!r}: {_URL_HELP}") from None
+    parsed = _password_to_last_at(parsed)
+    _check_no_stray_at(parsed, url)
     driver = _DRIVERS.get(parsed.drivername)
     if driver is None:
         raise ConfigError(f"unsupported database URL {mask_url(parsed)!r}: {_URL_HELP}")

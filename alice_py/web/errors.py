@@ -27,6 +27,7 @@ ErrorFormatter = Callable[[web.Request, AliceError], web.Response]
 """Builds the response for ``error`` raised while handling ``request``."""
 
 INTERNAL_ERROR = "Internal server error, please try again later"
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
 class InternalError(AliceError):
@@ -81,12 +82,15 @@ def safe_text(text: str) -> bytes:
 
 
 def plain_text_error(request: web.Request, error: AliceError) -> web.Response:
-    """Alice's error: the message as the whole plain-text body (``e.response.data`` in a frontend)."""
+    """Alice's error: the message as the whole plain-text body (``e.response.data`` in a frontend).
+
+    ``nosniff``: messages echo the client's input, which a browser must never take for HTML."""
     return web.Response(
         status=error_status(request, error),
         body=safe_text(client_message(error)),
         content_type="text/plain",
         charset="utf-8",
+        headers=NOSNIFF,
     )
 
 

@@ -8,7 +8,8 @@ request pays for each layer, see docs/performance.md)::
 
 - errors: each request gets its id (``request_ids``; ``X-Request-Id`` on every answer);
   a raised ``AliceError`` becomes the response of the dialect that owns the
-  path (``web.errors``), aiohttp's 413 a clear message; other aiohttp HTTP exceptions
+  path (``web.errors``; a body that came too slowly also closes the connection),
+  aiohttp's 413 a clear message; other aiohttp HTTP exceptions
   pass through, and anything unexpected gets a short 500 (traceback in the log,
   never in the body). Failures go to the failure log (``failure_log``), a client
   that went away included.
@@ -34,6 +35,7 @@ from alice_py.errors import AliceError, BadRequest, PayloadTooLarge
 from alice_py.failure_log import FailureLog, flushing
 from alice_py.request_ids import HEADER, RequestIds
 from alice_py.web.auth import AuthTable, check_credentials
+from alice_py.web.body import BodyTimedOut, answer_and_close
 from alice_py.web.errors import ErrorFormatters, InternalError, plain_text_error, render_error
 from alice_py.web.ratelimit import SlidingWindowLimiter
 from alice_py.web.replay import memory_replay_guard
@@ -68,6 +70,10 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         else:
             await check_credentials(request)
             response = await handler(request)
+    except BodyTimedOut as exc:
+        response = render_error(request, exc)
+        response.headers[HEADER] = info.id
+        return await answer_and_close(request, response)
     except AliceError as exc:
         request.app[keys.FAILURE_LOG].service_error(exc)
         response = render_error(request, exc)

@@ -5,8 +5,9 @@ every value unless it is ``Html``, which only this module's builders make, from
 escaped parts. Pages load their CSS and JavaScript from ``/static`` with relative
 URLs, so the service also works behind a reverse proxy under a path prefix.
 
-The share page has no script at all and says so in a ``<meta>`` Content Security
-Policy, a second line of defence should escaping ever miss something.
+The share page has no script at all and says so in its Content Security Policy (the
+HTTP header, and a ``<meta>`` copy), a second line of defence should escaping ever miss
+something; ``frame-ancestors`` works only in the header.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ PAGE_CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 """The playground and admin pages: their own files only, no inline script or style."""
+SHARE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+"""The share page: no script at all, its stylesheet, not to be framed (clickjacking)."""
 
 SPEAKERS = ("Human", "AI")
 """Shares keep sentences only, human first; these names label them."""
@@ -55,16 +61,24 @@ def render(name: str, **values: str | int | Html) -> str:
 
 
 def html_response(
-    body: str, *, status: int = 200, headers: Mapping[str, str] | None = None, no_store: bool = False
+    body: str,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    no_store: bool = False,
+    csp: str = PAGE_CSP,
+    referrer: str = "same-origin",
 ) -> web.Response:
-    """A page with the security headers every HTML answer of ours carries."""
+    """A page with the security headers every HTML answer of ours carries: its own files only,
+    never framed, never sniffed, a ``Referer`` for our own requests only (with ``no-referrer``
+    a browser would send ``Origin: null`` on the page's own POSTs)."""
     response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
     response.headers.update(
         {
-            "Content-Security-Policy": PAGE_CSP,
+            "Content-Security-Policy": csp,
             "X-Content-Type-Options": "nosniff",
             "X-Frame-Options": "DENY",
-            "Referrer-Policy": "same-origin",
+            "Referrer-Policy": referrer,
         }
     )
     if no_store:
@@ -146,6 +160,12 @@ def share_page(share: Share) -> str:
         prompt=Html(prompt_html),
         messages=Html(messages or '<li class="empty">No messages yet.</li>'),
     )
+
+
+def share_response(share: Share) -> web.Response:
+    """The share page with its headers: stricter than the other pages' (no script, and its
+    address, which is the key to the conversation, goes nowhere in a ``Referer``)."""
+    return html_response(share_page(share), csp=SHARE_CSP, referrer="no-referrer")
 
 
 def playground_page(auth_mode: str, version: str) -> str:

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from alice_py.db.engine import create_engine, current_revision, mask_url, ping, upgrade
+from alice_py.db.engine import create_engine, current_revision, mask_url, parse_url, ping, upgrade
 from alice_py.db.shares import Share, ShareRepository
 from alice_py.errors import ConfigError
 
@@ -144,3 +145,37 @@ async def test_ping_postgres(pg_url: str) -> None:
         assert await ping(engine) is None
     finally:
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_raw_at_in_the_password_runs_to_the_last_at(pg_url: str) -> None:
+    """PostgreSQL here trusts any password: the test is that the host is read right
+    (SQLAlchemy alone would try to reach a host named ``rd@127.0.0.1``)."""
+    url = pg_url.replace("://postgres@", "://postgres:pw@rd@")
+    assert parse_url(url).password == "pw@rd"
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        assert await ping(engine) is None
+        assert mask_url(engine.url).startswith("postgresql+asyncpg://postgres:***@127.0.0.1:5432/test")
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:Xq7@Zk9@h/db",
+        "postgresql://u:Xq7/Zk9@h/db",
+        "postgresql://u:Xq7@Zk9/Wm4@h/db",
+        "postgresql://u:Xq7@Zk9?Wm4@h/db",
+    ],
+)
+def test_masking_hides_every_part_of_the_password(url: str) -> None:
+    assert mask_url(url) == "postgresql://u:***@h/db"
+    try:
+        masked = mask_url(parse_url(url))
+    except ConfigError as exc:  # the ambiguous ones are refused, and say so without the password
+        masked = str(exc)
+        assert "percent-encode" in masked
+    assert not {"Xq7", "Zk9", "Wm4"} & set(re.findall(r"\w+", masked))

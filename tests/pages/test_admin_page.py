@@ -149,22 +149,24 @@ async def test_guessing_is_stopped_and_counts_with_the_admin_api(make_client: Ma
     assert "Key pool" in await log_in(client)
 
 
-async def test_sessions_survive_a_restart_but_not_a_new_password(
+async def test_a_restart_or_a_new_password_ends_every_session(
     make_client: MakeClient, tmp_path: Path
 ) -> None:
+    """The logged-in sessions are this process's record (so logout can revoke one): the cookie
+    still decrypts after a restart (same secret file), but names no session any more."""
     first = await make_client(admin=ADMIN)
     await log_in(first)
     key_file = tmp_path / "admin_session.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     cookies = first.session.cookie_jar.filter_cookies(first.make_url("/admin"))
+    assert "Key pool" in await (await first.get("/admin")).text()
     await first.close()  # one instance per database at a time (its writer lock)
-    again = await make_client(admin=ADMIN)  # same database folder, so the same secret
-    again.session.cookie_jar.update_cookies(cookies, again.make_url("/admin"))
-    assert "Key pool" in await (await again.get("/admin")).text()
-    await again.close()
-    changed = await make_client(admin={"password": "a new password"})
-    changed.session.cookie_jar.update_cookies(cookies, changed.make_url("/admin"))
-    assert 'name="password"' in await (await changed.get("/admin")).text()
+    for admin in (ADMIN, {"password": "a new password"}):
+        again = await make_client(admin=admin)  # same database folder, so the same secret
+        again.session.cookie_jar.update_cookies(cookies, again.make_url("/admin"))
+        assert 'name="password"' in await (await again.get("/admin")).text()
+        assert (await again.get("/admin/status.json")).status == 401
+        await again.close()
 
 
 async def test_a_configured_session_secret_is_used_and_no_file_written(
