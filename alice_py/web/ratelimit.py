@@ -16,6 +16,8 @@ boundary, unlike the original's fixed window); ``Retry-After`` is when the oldes
 the window. Memory: one float per allowed call of the last minute, and one small log per
 client seen in it (idle clients are swept once a window). ``RateLimiter`` is a protocol so a
 shared store (Redis, e.g. through the ``limits`` library) can back it across instances.
+(``limits``' own memory storage is not used for the one-process case: it reads ``time.time``
+with no clock to inject, and expires entries in a background task through a thread.)
 """
 
 from __future__ import annotations
