@@ -35,7 +35,8 @@ async def test_a_question_that_would_pass_the_limit_is_refused(
     make_client: MakeClient, fake_state: FakeState
 ) -> None:
     client = await make_client(**LIMIT)
-    conv_id = await (await client.post("/chatgpt/createTurbo", data=orjson.dumps({"prompt": "p" * 10}))).text()
+    created = await client.post("/chatgpt/createTurbo", data=orjson.dumps({"prompt": "p" * 10}))
+    conv_id = await created.text()
     headers = {"conversation": conv_id}
     response = await client.post("/chatgpt/chat", data=b"q" * 91, headers=headers)
     assert response.status == 413
@@ -80,7 +81,10 @@ async def test_creating_conversations_counts_against_the_client(make_client: Mak
     for path in ("/chatgpt/createTurbo", "/chatgpt/createGPT4", "/chatgpt/create"):
         assert (await client.post(path, headers=token)).status == 200, path
     response = await client.post("/chatgpt/createTurbo", headers=token)
-    assert (response.status, await response.text()) == (429, "Too many requests from this client: try again later")
+    assert (response.status, await response.text()) == (
+        429,
+        "Too many requests from this client: try again later",
+    )
     assert response.headers["Retry-After"] == "60"
     assert await client.app[keys.STORE].count() == 3
     # A refused token is not this client, and is refused for auth before anything counts.

@@ -24,7 +24,12 @@ async def test_v1_refuses_a_model_outside_the_list(make_client: MakeClient, fake
     response = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": MESSAGES})
     assert response.status == 404
     assert await response.json() == {
-        "error": {"message": REFUSED, "type": "invalid_request_error", "param": None, "code": "model_not_found"}
+        "error": {
+            "message": REFUSED,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "model_not_found",
+        }
     }
     # Leaving the model out means gpt3's for completions: outside the list too.
     response = await client.post("/v1/completions", json={"prompt": "hi"})
