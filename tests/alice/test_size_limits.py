@@ -56,6 +56,21 @@ async def test_a_question_that_would_pass_the_limit_is_refused(
     assert (await client.post("/chatgpt/chat", data=b"q" * room, headers=headers)).status == 200
 
 
+async def test_regenerating_stops_once_the_conversation_is_full(
+    make_client: MakeClient, fake_state: FakeState
+) -> None:
+    """Each regenerated answer is kept beside the old one: regenerate would grow it for ever."""
+    client = await make_client(conversations={"max_bytes": 150})
+    headers = {"conversation": await (await client.post("/chatgpt/createTurbo")).text()}
+    assert (await client.post("/chatgpt/chat", data=b"q", headers=headers)).status == 200
+    assert (await client.post("/chatgpt/regenerate", headers=headers)).status == 200  # ~110 bytes
+    assert (await client.post("/chatgpt/regenerate", headers=headers)).status == 200  # past 150
+    response = await client.post("/chatgpt/regenerate", headers=headers)
+    assert response.status == 413
+    assert "more than the 150 allowed" in await response.text()
+    assert len(fake_state.requests) == 3
+
+
 async def test_node_and_send_message_check_the_first_question(
     make_client: MakeClient, fake_state: FakeState
 ) -> None:
