@@ -119,7 +119,11 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.SAVER] = saver
     app[keys.STORE] = store
     app[keys.SERVICE] = ConversationService(
-        store, app[keys.ROUTER], cfg.models, id_taken=app[keys.SHARES].id_taken
+        store,
+        app[keys.ROUTER],
+        cfg.models,
+        id_taken=app[keys.SHARES].id_taken,
+        max_bytes=cfg.conversations.max_bytes,
     )
     try:
         yield

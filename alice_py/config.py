@@ -49,6 +49,7 @@ class AuthConfig:
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
     per_minute: int = 500
+    per_client: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class ConversationsConfig:
     store: str = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     write_behind: float = 5.0
+    max_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class ModelsConfig:
     turbo: str = "gpt-4o-mini"
     gpt4: str = "gpt-4o"
     aliases: Mapping[str, str] = field(default_factory=dict)
+    allowed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +324,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError("limits per_minute must be 0 (off) or more")
     if cfg.database.check_interval <= 0:
         raise ConfigError("database check_interval must be more than 0 seconds")
+    if cfg.limits.per_client < 0:
+        raise ConfigError("limits per_client must be 0 (off) or more")
+    if cfg.conversations.max_bytes < 0:
+        raise ConfigError("conversations max_bytes must be 0 (no limit) or more")
     if cfg.conversations.ttl <= 0:
         raise ConfigError("conversations ttl must be more than 0 seconds")
     if cfg.server.body_timeout <= 0:

@@ -49,6 +49,14 @@ class ShareNotFound(NotFound):
         super().__init__("Failed to find shared conversation with provided id")
 
 
+class ModelNotFound(NotFound):
+    """A model the client named that does not exist here or is not in ``[models] allowed``."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model '{model}' does not exist or you do not have access to it.")
+        self.model = model
+
+
 class ConversationBusy(AliceError):
     """The conversation is answering another request."""
 
@@ -70,6 +78,10 @@ class RateLimited(AliceError):
 class PayloadTooLarge(AliceError):
     status = 413
     compat_status = 413
+
+
+class ConversationTooLarge(PayloadTooLarge):
+    """A conversation would hold more than ``[conversations] max_bytes`` of text."""
 
 
 class ConfigError(Exception):

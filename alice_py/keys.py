@@ -49,7 +49,7 @@ CORS: web.AppKey[CorsHeaders] = web.AppKey("cors")
 REPLAY_GUARD: web.AppKey[ReplayGuard] = web.AppKey("replay_guard")
 """The uuids normal auth has seen."""
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
-"""The one global limit of model calls per minute, for every dialect's model routes."""
+"""The limits of model calls per minute (global and per client), for every dialect."""
 STORED_KEYS: web.AppKey[KeyRepository] = web.AppKey("stored_keys")
 """Upstream keys added through the admin API (loaded into the key pool at start-up)."""
 ADMIN_FAILURES: web.AppKey[FailureLimiter] = web.AppKey("admin_failures")

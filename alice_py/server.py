@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import errno
 import gc
-import ipaddress
 import logging
 import os
 import signal
@@ -42,8 +41,9 @@ from aiohttp.typedefs import Handler
 
 from alice_py import __version__
 from alice_py.app import create_app
-from alice_py.config import DEFAULT_TOKEN, Config, mask_url
+from alice_py.config import Config, mask_url
 from alice_py.errors import ConfigError
+from alice_py.exposure import open_doors
 from alice_py.web import accesslog
 
 log = logging.getLogger("alice_py")
@@ -64,15 +64,6 @@ spent over a tenth of its CPU in the collector (docs/performance.md). Cycles are
 collected, just in larger, rarer batches."""
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def startup_lines(cfg: Config) -> list[str]:
     lines = [f"alice-py {__version__} starting on http://{cfg.server.host}:{cfg.server.port}"]
     if cfg.upstream.demo:
@@ -84,25 +75,6 @@ def startup_lines(cfg: Config) -> list[str]:
         auth += " (--demo with no secret set: --token or --auth require one)"
     lines.append(f"{auth}, database {mask_url(cfg.database.url)}")
     return lines
-
-
-def exposure_warning(cfg: Config) -> str | None:
-    """What to say when a non-loopback address is served with no real secret."""
-    if is_loopback(cfg.server.host):
-        return None
-    if cfg.auth.mode == "none":
-        if not cfg.upstream.demo:
-            return None  # chosen explicitly: the user knows
-        return (
-            f"listening on {cfg.server.host} with --demo and no secret: anyone who can reach this "
-            "port can use the service. Set a secret with --token."
-        )
-    if cfg.auth.token != DEFAULT_TOKEN:
-        return None
-    return (
-        f"listening on {cfg.server.host} with the default secret 'alice': anyone who can reach this "
-        "port can use your API keys. Set a secret with --token or [auth] token."
-    )
 
 
 def listen(host: str, port: int) -> list[socket.socket]:
@@ -262,9 +234,8 @@ def serve(cfg: Config) -> int:
     try:
         for line in startup_lines(cfg):
             log.info("%s", line)
-        warning = exposure_warning(cfg)
-        if warning:
-            log.warning("%s", warning)
+        for door in open_doors(cfg):  # a public address: what it leaves open (alice_py.exposure)
+            log.warning("%s", door)
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(run(create_app(cfg), cfg, sockets))
     finally:

@@ -28,7 +28,7 @@ from alice_py.web.body import (
 )
 from alice_py.web.errors import safe_text
 from alice_py.web.pages import share_response
-from alice_py.web.ratelimit import rate_limited
+from alice_py.web.ratelimit import Admit, admission
 from alice_py.web.sse import stream_answer
 
 PREFIX = "/chatgpt"
@@ -81,6 +81,11 @@ async def respond(request: web.Request, answer: Answer) -> web.StreamResponse:
         return text(await answer.collect())
 
 
+def new_conversation(request: web.Request) -> Admit:
+    """Creating a conversation counts against the client's limit (``[limits] per_client``)."""
+    return admission(request, model_call=False)
+
+
 def _short_body(raw: str) -> bool:
     """The original took a body of 0 or 1 bytes for no body at all (a stray newline)."""
     return len(raw.encode("utf-8")) <= 1
@@ -91,8 +96,9 @@ def _short_body(raw: str) -> bool:
 
 async def create(request: web.Request) -> web.Response:
     prompt = await read_text(request)
+    settings = request.headers.get("settings", "")
     conv = await service(request).create(
-        Kind.GPT3, prompt=prompt, settings=request.headers.get("settings", "")
+        Kind.GPT3, prompt=prompt, settings=settings, admit=new_conversation(request)
     )
     return text(conv.id)
 
@@ -102,13 +108,17 @@ async def create_turbo(request: web.Request) -> web.Response:
     data = {} if short else await read_json_object(request, invalid=TURBO_BODY_ERROR) or {}
     prompt = string_field(data, "prompt", default="", prefix=TURBO_BODY_ERROR)
     stream = bool_field(data, "stream", default=False, prefix=TURBO_BODY_ERROR)
-    conv = await service(request).create(Kind.TURBO, prompt=prompt, stream=stream)
+    conv = await service(request).create(
+        Kind.TURBO, prompt=prompt, stream=stream, admit=new_conversation(request)
+    )
     return text(conv.id)
 
 
 async def create_gpt4(request: web.Request) -> web.Response:
     prompt = await read_text(request)
-    conv = await service(request).create(Kind.GPT4, prompt=None if _short_body(prompt) else prompt)
+    conv = await service(request).create(
+        Kind.GPT4, prompt=None if _short_body(prompt) else prompt, admit=new_conversation(request)
+    )
     return text(conv.id)
 
 
@@ -119,29 +129,33 @@ async def create_role_play(request: web.Request) -> web.Response:
     human_name = required_string(data, "human_name")
     ai_name = required_string(data, "ai_name")
     prompt = required_string(data, "prompt")
-    conv = await service(request).create(Kind.GPT3, prompt=prompt, human_name=human_name, ai_name=ai_name)
+    conv = await service(request).create(
+        Kind.GPT3, prompt=prompt, human_name=human_name, ai_name=ai_name, admit=new_conversation(request)
+    )
     return text(conv.id)
 
 
 # --- turns ------------------------------------------------------------------------------------
 
 
-@rate_limited
 async def chat(request: web.Request) -> web.StreamResponse:
     question = await read_text(request)
     conv_id = request.headers.get("conversation", "")
     if conv_id:
-        answer = await service(request).ask(conv_id, question, idempotency_key=idempotency_key(request))
+        answer = await service(request).ask(
+            conv_id, question, idempotency_key=idempotency_key(request), admit=admission(request)
+        )
     else:
         # No conversation, nothing kept: a repeat is just another one-off answer.
-        answer = await service(request).one_off(Kind.TURBO, question=question, stream=True)
+        answer = await service(request).one_off(
+            Kind.TURBO, question=question, stream=True, admit=admission(request)
+        )
     return await respond(request, answer)
 
 
-@rate_limited
 async def regenerate(request: web.Request) -> web.StreamResponse:
     answer = await service(request).regenerate(
-        conversation_id(request), idempotency_key=idempotency_key(request)
+        conversation_id(request), idempotency_key=idempotency_key(request), admit=admission(request)
     )
     return await respond(request, answer)
 
@@ -153,11 +167,14 @@ async def tree(request: web.Request) -> web.Response:
     return json_response(await service(request).tree(conversation_id(request)))
 
 
-@rate_limited
 async def edit(request: web.Request) -> web.StreamResponse:
     conv_id, edited = conversation_id(request), message_id(request)
     answer = await service(request).edit(
-        conv_id, edited, await read_text(request), idempotency_key=idempotency_key(request)
+        conv_id,
+        edited,
+        await read_text(request),
+        idempotency_key=idempotency_key(request),
+        admit=admission(request),
     )
     return await respond(request, answer)
 
@@ -227,7 +244,6 @@ async def share(request: web.Request) -> web.Response:
 # --- one-off answers --------------------------------------------------------------------------
 
 
-@rate_limited
 async def quick_answer(request: web.Request) -> web.StreamResponse:
     data = await read_json_object(request)
     if data is None:
@@ -241,13 +257,13 @@ async def quick_answer(request: web.Request) -> web.StreamResponse:
         prompt=string_field(data, "prompt", default="") or "",
         examples=string_list_field(data, "examples"),
         stream=bool_field(data, "stream", default=True),
+        admit=admission(request),
     )
     return await respond(request, answer)
 
 
-@rate_limited
 async def summary(request: web.Request) -> web.StreamResponse:
-    answer = await service(request).summary(await read_text(request))
+    answer = await service(request).summary(await read_text(request), admit=admission(request))
     return await respond(request, answer)
 
 

@@ -1,7 +1,8 @@
 """Helpers shared by the peer dialects (``/v1``, ``/conversation``, ``/chat``, ``/send_message``).
 
 - ``ClientKeyGuard``: the key-based auth of ``/v1``, ``/conversation`` and ``/send_message``.
-- ``resolve_model``: a model name a client sent, as the upstream knows it (``[models] aliases``).
+- ``resolve_model``: a model name a client sent, as the upstream knows it (``[models] aliases``),
+  if ``[models] allowed`` lets clients use it.
 - ``discard_unanswered``: a conversation created for a request whose first answer failed goes
   away again, since its id never reached the client.
 """
@@ -15,10 +16,11 @@ import orjson
 from aiohttp import web
 
 from alice_py.config import Config, ModelsConfig
+from alice_py.engine.allowed import check_model
 from alice_py.engine.answer import Answer
 from alice_py.engine.service import ConversationService
 from alice_py.errors import AuthFailed, ConversationNotFound
-from alice_py.web.auth import secret_matches
+from alice_py.web.auth import CLIENT_KEY, secret_matches
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +73,13 @@ class ClientKeyGuard:
             raise AuthFailed(MISSING_KEY)
         if not matches_any(given, self._keys):
             raise AuthFailed(WRONG_KEY)
+        request[CLIENT_KEY] = given
 
 
 def resolve_model(models: ModelsConfig, name: str) -> str:
-    """The upstream's name for ``name``: its alias target, or ``name`` itself."""
+    """The upstream's name for ``name``: its alias target, or ``name`` itself; ``ModelNotFound``
+    when ``[models] allowed`` leaves ``name`` out (the alias is checked, not its target)."""
+    check_model(models, name)
     return models.aliases.get(name, name)
 
 

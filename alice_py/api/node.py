@@ -29,7 +29,7 @@ from alice_py.engine.presets import Kind
 from alice_py.errors import AliceError, BadRequest
 from alice_py.web.body import bool_field, read_json_object, string_field
 from alice_py.web.errors import client_message
-from alice_py.web.ratelimit import rate_limited
+from alice_py.web.ratelimit import admission
 from alice_py.web.sse import StreamFormat, sse_event, stream_answer
 
 PATH = "/conversation"
@@ -74,7 +74,6 @@ async def _respond(request: web.Request, answer: Answer, stream: bool) -> web.St
     return json_response(result_object(answer))
 
 
-@rate_limited
 async def conversation(request: web.Request) -> web.StreamResponse:
     data = await read_json_object(request)
     if data is None:
@@ -88,7 +87,9 @@ async def conversation(request: web.Request) -> web.StreamResponse:
     service = request.app[keys.SERVICE]
     if conv_id:
         key = request.headers.get("Idempotency-Key")  # docs/tree.md: a repeat is not asked again
-        answer = await service.ask(conv_id, message, parent_id=parent_id or None, idempotency_key=key)
+        answer = await service.ask(
+            conv_id, message, parent_id=parent_id or None, idempotency_key=key, admit=admission(request)
+        )
         return await _respond(request, answer, stream)
     if parent_id:
         raise BadRequest('"parentMessageId" needs the "conversationId" it belongs to')
@@ -102,7 +103,8 @@ async def conversation(request: web.Request) -> web.StreamResponse:
     )
     started: Answer | None = None
     try:
-        started = await service.ask(conv.id, message)
+        # The first answer's model call is what counts a new conversation (once, not twice).
+        started = await service.ask(conv.id, message, admit=admission(request))
         return await _respond(request, started, stream)
     finally:
         await discard_unanswered(service, conv.id, started)

@@ -25,21 +25,16 @@ from aiohttp import web
 
 from alice_py import keys
 from alice_py.api.dialects import ClientKeyGuard, json_response, resolve_model
-from alice_py.api.openai_errors import (
-    ModelNotFound,
-    OpenAIBadRequest,
-    UnknownEndpoint,
-    error_object,
-    openai_error,
-)
+from alice_py.api.openai_errors import OpenAIBadRequest, UnknownEndpoint, error_object, openai_error
 from alice_py.config import ModelsConfig
-from alice_py.errors import AliceError
+from alice_py.engine.allowed import visible_models
+from alice_py.errors import AliceError, ModelNotFound
 from alice_py.failure_log import FailureLog
 from alice_py.request_ids import current_id
 from alice_py.upstream.types import Endpoint, UpstreamRequest
 from alice_py.web.body import read_body
 from alice_py.web.errors import InternalError
-from alice_py.web.ratelimit import rate_limited
+from alice_py.web.ratelimit import admission
 from alice_py.web.sse import SSE_HEADERS, AnswerStream
 
 log = logging.getLogger(__name__)
@@ -134,25 +129,25 @@ async def stream_chunks(request: web.Request, batches: Batches) -> web.StreamRes
 async def _model_call(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     body = await read_request(request)
     upstream = upstream_request(body, endpoint, request.app[keys.CONFIG].models)
+    await admission(request)()  # counted once the request is known to be good
     router = request.app[keys.ROUTER]
     if body.get("stream"):
         return await stream_chunks(request, router.stream_batches(upstream))
     return json_response(await router.call(upstream))
 
 
-@rate_limited
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await _model_call(request, "chat")
 
 
-@rate_limited
 async def completions(request: web.Request) -> web.StreamResponse:
     return await _model_call(request, "completion")
 
 
 def model_ids(models: ModelsConfig) -> list[str]:
-    """The chat models first, then the completion model, then the aliases; each once."""
-    return list(dict.fromkeys([models.turbo, models.gpt4, models.gpt3, *models.aliases]))
+    """The chat models first, then the completion model, then the aliases, then the allow-list's
+    plain names; each once, and only those ``[models] allowed`` lets clients use."""
+    return visible_models(models, [models.turbo, models.gpt4, models.gpt3, *models.aliases])
 
 
 def model_object(model_id: str) -> dict[str, Any]:

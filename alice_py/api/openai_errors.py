@@ -22,6 +22,7 @@ from alice_py.errors import (
     AuthFailed,
     BadRequest,
     ConversationBusy,
+    ModelNotFound,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -50,11 +51,6 @@ class OpenAIBadRequest(BadRequest):
         super().__init__(message)
         self.param = param
         self.code = code
-
-
-class ModelNotFound(NotFound):
-    def __init__(self, model: str) -> None:
-        super().__init__(f"The model '{model}' does not exist or you do not have access to it.")
 
 
 class UnknownEndpoint(NotFound):

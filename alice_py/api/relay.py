@@ -29,9 +29,10 @@ from alice_py import keys
 from alice_py.api.dialects import ClientKeyGuard, authorization_value, matches_any, resolve_model
 from alice_py.config import Config
 from alice_py.errors import AliceError, AuthFailed, BadRequest
+from alice_py.web.auth import CLIENT_KEY
 from alice_py.web.body import read_json_object, string_field
 from alice_py.web.errors import client_message
-from alice_py.web.ratelimit import rate_limited
+from alice_py.web.ratelimit import admission
 from alice_py.web.sse import StreamFormat, stream_answer
 
 PATH = "/chat"
@@ -77,7 +78,6 @@ def read_messages(data: dict[str, Any]) -> list[dict[str, str]]:
     return messages
 
 
-@rate_limited
 async def chat(request: web.Request) -> web.StreamResponse:
     data = await read_json_object(request)
     if data is None:
@@ -86,7 +86,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     messages = read_messages(data)
     models = request.app[keys.CONFIG].models
     answer = await request.app[keys.SERVICE].one_off_chat(
-        messages, model=resolve_model(models, model) if model else None, stream=True
+        messages, model=resolve_model(models, model) if model else None, stream=True, admit=admission(request)
     )
     return await stream_answer(request, answer, NDJSON)
 
@@ -98,8 +98,10 @@ class RelayKeyGuard:
         self._key = key
 
     async def __call__(self, request: web.Request) -> None:
-        if not matches_any(authorization_value(request), (self._key,)):
+        given = authorization_value(request)
+        if not matches_any(given, (self._key,)):
             raise AuthFailed(WRONG_KEY)
+        request[CLIENT_KEY] = given
 
 
 def relay_guard(cfg: Config) -> RelayKeyGuard | ClientKeyGuard:

@@ -26,7 +26,7 @@ from alice_py.engine.presets import Kind
 from alice_py.errors import AliceError, BadRequest
 from alice_py.web.body import BodyTimedOut, MalformedBody, read_form, read_json_object
 from alice_py.web.errors import client_message
-from alice_py.web.ratelimit import rate_limited
+from alice_py.web.ratelimit import admission
 
 PATH = "/send_message"
 ACCESS_TOKEN_PATH = "/get_access_token"
@@ -92,7 +92,6 @@ def _reply(text: str, answer: Answer) -> web.Response:
     )
 
 
-@rate_limited
 async def send_message(request: web.Request) -> web.Response:
     fields = await read_fields(request)
     prompt = text_field(fields, "prompt")
@@ -103,7 +102,7 @@ async def send_message(request: web.Request) -> web.Response:
     milliseconds = timeout_ms(fields)
     service = request.app[keys.SERVICE]
     if conv_id is not None:
-        answer = await service.ask(conv_id, prompt, parent_id=parent_id)
+        answer = await service.ask(conv_id, prompt, parent_id=parent_id, admit=admission(request))
         return _reply(await _answer(answer, milliseconds), answer)
     if parent_id is not None:
         raise BadRequest("parent_message_id needs the conversation_id it belongs to")
@@ -112,7 +111,8 @@ async def send_message(request: web.Request) -> web.Response:
     conv = await service.create(Kind.TURBO, model=resolve_model(models, model) if model else None)
     started: Answer | None = None
     try:
-        started = await service.ask(conv.id, prompt)
+        # The first answer's model call is what counts a new conversation (once, not twice).
+        started = await service.ask(conv.id, prompt, admit=admission(request))
         return _reply(await _answer(started, milliseconds), started)
     finally:
         await discard_unanswered(service, conv.id, started)

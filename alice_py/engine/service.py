@@ -17,6 +17,11 @@ Rules every dialect relies on:
   keeps the earlier answer as a sibling of the new one, ``edit`` the earlier
   question (with its branch) as a sibling of the new one.
 - ``edit``, ``checkout`` and ``fork`` take the lock too; reading the tree does not.
+- Nothing reaches the model unless it may: a conversation holds at most ``max_bytes`` of
+  text (``engine.size``: a create or a question past it is ``ConversationTooLarge``), a
+  kind's configured model must be in ``[models] allowed``, and the caller's ``admit`` hook
+  (the rate limits) is awaited last, right before the model call or the new conversation,
+  so a refused request never counts (a repeat of a keyed turn calls no model: no ``admit``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 from alice_py import ids
 from alice_py.config import ModelsConfig
 from alice_py.engine import idempotency
+from alice_py.engine.allowed import check_model
 from alice_py.engine.answer import Answer
 from alice_py.engine.presets import (
     CHAT_NAMES,
@@ -51,6 +57,7 @@ from alice_py.engine.requests import (
     summary_request,
     turns_to,
 )
+from alice_py.engine.size import check_prompt, check_question
 from alice_py.engine.tree import Conversation, KeyedTurn, Message
 from alice_py.errors import AliceError, BadRequest, ConversationBusy, ConversationNotFound, NotFound
 from alice_py.store.base import ConversationStore
@@ -62,6 +69,9 @@ IdTaken = Callable[[str], Awaitable[bool]]
 Asking = Callable[[Conversation], tuple[Message, bool]]
 """Given the locked conversation: the question a turn answers, and whether it is a new one
 (not yet in the tree: ``ask``, ``edit``) or one asked again (``regenerate``)."""
+
+Admit = Callable[[], Awaitable[None]]
+"""Awaited right before a model call or a new conversation (the rate limits): raises to refuse."""
 
 MAX_ID_ATTEMPTS = 100
 EMPTY_QUESTION = "Question can not be empty"
@@ -79,6 +89,7 @@ class ConversationService:
         id_taken: IdTaken | None = None,
         new_id: Callable[[], str] = ids.new_id,
         new_message_id: Callable[[], str] = ids.new_message_id,
+        max_bytes: int = 0,
     ) -> None:
         self.store = store
         self.upstream = upstream
@@ -87,6 +98,8 @@ class ConversationService:
         self._id_taken = id_taken
         self._new_id = new_id
         self._new_message_id = new_message_id
+        self.max_bytes = max_bytes
+        """Most text (UTF-8 bytes) one conversation may hold; 0 is no limit."""
 
     # --- conversations -------------------------------------------------------------------
 
@@ -100,6 +113,7 @@ class ConversationService:
         ai_name: str | None = None,
         stream: bool = False,
         model: str | None = None,
+        admit: Admit | None = None,
     ) -> Conversation:
         """A new live conversation with a fresh id.
 
@@ -107,16 +121,23 @@ class ConversationService:
         ``create`` (default settings), ChatGPT's for gpt4, none for turbo, FriendChat
         and role play. A completion conversation given ``human_name``/``ai_name`` is
         a role play (roleplay preset, stop at the human's name). Chat kinds keep the
-        names as labels (user / assistant by default).
+        names as labels (user / assistant by default). ``model`` (already resolved by the
+        dialect) replaces the kind's.
         """
         if settings not in SETTINGS:
             raise BadRequest(f"No such setting: {settings}")
+        if model is None:
+            check_model(self.models, kind.model(self.models))
         preset, default_prompt, (human, ai) = _defaults(kind, settings, human_name, ai_name)
+        prompt = prompt or default_prompt
+        check_prompt(self.max_bytes, prompt)
+        if admit is not None:
+            await admit()
         now = self._clock()
         conv = Conversation(
             id="",
             kind=kind,
-            prompt=prompt or default_prompt,
+            prompt=prompt,
             human_name=human_name or human,
             ai_name=ai_name or ai,
             preset=preset,
@@ -177,11 +198,13 @@ class ConversationService:
         *,
         parent_id: str | None = None,
         idempotency_key: str | None = None,
+        admit: Admit | None = None,
     ) -> Answer:
         """Answer ``question`` after ``parent_id`` (default: the current leaf).
 
         Raises before returning: ``BadRequest`` (empty question, bad key), ``ConversationNotFound``,
-        ``NotFound`` (unknown ``parent_id``), ``ConversationBusy``, ``KeyReused``. Upstream errors
+        ``NotFound`` (unknown ``parent_id``), ``ConversationBusy``, ``KeyReused``,
+        ``ConversationTooLarge``, ``ModelNotFound``, or what ``admit`` raises. Upstream errors
         come from iterating the answer. The returned answer holds the lock: consume or close it.
         Surrounding line breaks are trimmed from the question, as they are from answers, so the
         transcript (``context``) keeps one line per sentence. A repeat of a turn asked with the
@@ -194,10 +217,16 @@ class ConversationService:
             parent = conv.leaf if parent_id is None else _message(conv, parent_id).id
             return Message(self._new_message_id(), parent, "user", question, self._clock()), True
 
-        return await self._turn(conv_id, keyed, asking)
+        return await self._turn(conv_id, keyed, asking, admit)
 
     async def edit(
-        self, conv_id: str, message_id: str, question: str, *, idempotency_key: str | None = None
+        self,
+        conv_id: str,
+        message_id: str,
+        question: str,
+        *,
+        idempotency_key: str | None = None,
+        admit: Admit | None = None,
     ) -> Answer:
         """Ask ``question`` instead of the user message ``message_id``: a sibling of it, answered
         like ``ask``; the old branch stays in the tree. ``NotFound`` for an unknown message,
@@ -211,9 +240,11 @@ class ConversationService:
                 raise BadRequest(f"Only a question can be edited; message {message_id} is an answer")
             return Message(self._new_message_id(), edited.parent_id, "user", question, self._clock()), True
 
-        return await self._turn(conv_id, keyed, asking)
+        return await self._turn(conv_id, keyed, asking, admit)
 
-    async def regenerate(self, conv_id: str, *, idempotency_key: str | None = None) -> Answer:
+    async def regenerate(
+        self, conv_id: str, *, idempotency_key: str | None = None, admit: Admit | None = None
+    ) -> Answer:
         """Ask the last question again; the earlier answer stays in the tree as a sibling."""
         keyed = idempotency.keyed(idempotency_key, "regenerate")
 
@@ -223,7 +254,7 @@ class ConversationService:
                 raise BadRequest("Nothing to regenerate")
             return conv.messages[last.parent_id], False
 
-        return await self._turn(conv_id, keyed, asking)
+        return await self._turn(conv_id, keyed, asking, admit)
 
     # --- navigating the tree ---------------------------------------------------------------
 
@@ -281,18 +312,22 @@ class ConversationService:
             raise
         return conv
 
-    async def _turn(self, conv_id: str, keyed: idempotency.Keyed | None, asking: Asking) -> Answer:
+    async def _turn(
+        self, conv_id: str, keyed: idempotency.Keyed | None, asking: Asking, admit: Admit | None
+    ) -> Answer:
         """The answer to a repeat of a keyed turn, or else, under the lock, to ``asking``'s question."""
         locked = await self._lock_turn(conv_id, keyed)
         if isinstance(locked, Answer):
             return locked
         try:
             asked, new_question = asking(locked)
+            # A question asked again (regenerate) adds an answer too: checked with nothing added.
+            check_question(self.max_bytes, locked, asked.content if new_question else "")
             turns = turns_to(locked, asked) if new_question else path_turns(locked.path(asked.id))
         except BaseException:
             await self.store.unlock(conv_id)
             raise
-        return await self._answer(locked, asked, turns, new_question=new_question, keyed=keyed)
+        return await self._answer(locked, asked, turns, new_question=new_question, keyed=keyed, admit=admit)
 
     async def _lock_turn(self, conv_id: str, keyed: idempotency.Keyed | None) -> Conversation | Answer:
         """The locked conversation for a new turn, or the answer to a repeat of a keyed one.
@@ -325,6 +360,7 @@ class ConversationService:
         *,
         new_question: bool = True,
         keyed: idempotency.Keyed | None = None,
+        admit: Admit | None = None,
     ) -> Answer:
         """An answer to ``asked`` holding ``conv``'s lock, which it releases when it ends."""
         answer_id = self._new_message_id()
@@ -347,6 +383,10 @@ class ConversationService:
             await self.store.unlock(conv.id)
 
         try:
+            if conv.model is None:
+                check_model(self.models, conv.kind.model(self.models))
+            if admit is not None:
+                await admit()
             return await Answer(
                 self.upstream,
                 conversation_request(conv, turns, self.models),
@@ -371,34 +411,46 @@ class ConversationService:
         prompt: str = "",
         examples: Sequence[str] = (),
         stream: bool = True,
+        admit: Admit | None = None,
     ) -> Answer:
         """quickAnswer: ``examples`` (human, AI, human, …) as few-shot history; gpt3 uses the quick preset."""
         if not question:
             raise BadRequest(EMPTY_QUESTION)
         turns = examples_turns(examples, question)
+        model = check_model(self.models, kind.model(self.models))
         if kind.is_chat:
-            request = chat_request(kind.model(self.models), prompt, turns)
+            request = chat_request(model, prompt, turns)
         else:
             human, ai = COMPLETION_NAMES
-            request = completion_request(kind.model(self.models), prompt, QUICK, human, ai, turns)
-        return await self._one_off(request, stream)
+            request = completion_request(model, prompt, QUICK, human, ai, turns)
+        return await self._one_off(request, stream, admit)
 
     async def one_off_chat(
-        self, messages: Sequence[Mapping[str, str]], *, model: str | None = None, stream: bool = False
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        model: str | None = None,
+        stream: bool = False,
+        admit: Admit | None = None,
     ) -> Answer:
-        """A chat completion of ``messages`` as given (stateless dialects); default model: turbo's."""
+        """A chat completion of ``messages`` as given (stateless dialects); default model: turbo's.
+        ``model`` is the dialect's, already resolved and checked."""
         if not messages:
             raise BadRequest("messages can not be empty")
-        body = {"model": model or self.models.turbo, "messages": [dict(m) for m in messages]}
-        return await self._one_off(UpstreamRequest(endpoint="chat", body=body), stream)
+        model = model or check_model(self.models, self.models.turbo)
+        body = {"model": model, "messages": [dict(m) for m in messages]}
+        return await self._one_off(UpstreamRequest(endpoint="chat", body=body), stream, admit)
 
-    async def summary(self, article: str) -> Answer:
+    async def summary(self, article: str, *, admit: Admit | None = None) -> Answer:
         """A completion of ``<article>\\nTl;dr\\n`` with the summary preset (not streamed)."""
         if not article.strip():
             raise BadRequest("Article can not be empty")
-        return await self._one_off(summary_request(article, self.models), stream=False)
+        check_model(self.models, Kind.GPT3.model(self.models))
+        return await self._one_off(summary_request(article, self.models), False, admit)
 
-    async def _one_off(self, request: UpstreamRequest, stream: bool) -> Answer:
+    async def _one_off(self, request: UpstreamRequest, stream: bool, admit: Admit | None) -> Answer:
+        if admit is not None:
+            await admit()
         return await Answer(
             self.upstream,
             request,

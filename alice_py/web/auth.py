@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 Guard = Callable[[web.Request], Awaitable[None]]
 """Checks a request's credentials; raises ``AuthFailed`` (or ``RateLimited``) to refuse it."""
 
+CLIENT_KEY = web.RequestKey("client_key", str)
+"""The secret a guard verified the request with: who the client is, for the per-client rate
+limit (``web.ratelimit``). Set only when it was checked against a configured secret."""
+
 MAX_UUID_LENGTH = 50
 UUID_REUSED = "uuid already used: send a fresh random uuid with each request"
 
@@ -72,6 +76,7 @@ class AliceAuth:
         if self.mode == "simple":
             if not secret_matches(token, self._secret):
                 raise AuthFailed()
+            request[CLIENT_KEY] = token
             return
         nonce = request.headers.get("uuid", "")
         if not 0 < len(nonce) <= MAX_UUID_LENGTH or not secret_matches(

@@ -4,7 +4,7 @@
 ``api_middleware``, runs three steps in this order (one layer, not three: every
 request pays for each layer, see docs/performance.md)::
 
-    errors  ─►  preflight  ─►  auth  ─►  handler (rate-limited ones count a model call)
+    errors  ─►  preflight  ─►  auth  ─►  handler (a model call counts when it is made: web.ratelimit)
 
 - errors: each request gets its id (``request_ids``; ``X-Request-Id`` on every answer);
   a raised ``AliceError`` becomes the response of the dialect that owns the
@@ -181,7 +181,7 @@ def install(app: web.Application) -> None:
     app[keys.ERROR_FORMATTERS] = ErrorFormatters(plain_text_error)
     app[keys.AUTH_TABLE] = AuthTable()
     app[keys.REPLAY_GUARD] = memory_replay_guard(cfg)
-    app[keys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute)
+    app[keys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute, cfg.limits.per_client)
     app.middlewares.append(api_middleware)
     app[keys.CORS] = CorsHeaders(cfg.server.cors_origins)
     app.on_response_prepare.append(app[keys.CORS])
