@@ -100,6 +100,13 @@ class NodeConfig:
     prompt_prefix: str = ""
     user_label: str = "User"
     chatgpt_label: str = "ChatGPT"
+    generate_titles: bool = False
+    client_options: tuple[str, ...] = ()
+
+
+NODE_CLIENT_OPTIONS = ("promptPrefix", "userLabel", "chatGptLabel", "modelOptions")
+"""node-chatgpt-api's per-message ``clientOptions`` that ``[node] client_options`` may allow
+(``modelOptions.<field>`` allows one field of ``modelOptions``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +327,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError("database check_interval must be more than 0 seconds")
     if cfg.conversations.ttl <= 0:
         raise ConfigError("conversations ttl must be more than 0 seconds")
+    for name in cfg.node.client_options:
+        head, dot, tail = name.partition(".")
+        if head not in NODE_CLIENT_OPTIONS or (dot and (head != "modelOptions" or not tail.isidentifier())):
+            raise ConfigError(
+                f"node client_options: {name!r} is not one of {', '.join(NODE_CLIENT_OPTIONS)} "
+                "or modelOptions.<field>"
+            )
 
 
 def load(
