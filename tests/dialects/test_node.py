@@ -123,7 +123,7 @@ async def test_stream_failing_midway_sends_an_error_event(client: Client, fake_s
     assert "event: error\ndata: " in raw
     error = orjson.loads(raw.split("event: error\ndata: ")[1].split("\n")[0])
     request_id = response.headers["X-Request-Id"]
-    assert error["error"] == f"the model API reported an error (request id {request_id})"
+    assert error == {"code": 502, "error": f"the model API reported an error (request id {request_id})"}
     assert "[DONE]" not in raw
     fake_state.stream_error_after = None
     await ask(client, "three", conversationId=first["conversationId"])
@@ -248,7 +248,9 @@ async def test_client_ids_are_bounded_in_length_and_characters(client: Client, f
     ]:
         response = await client.post("/conversation", json={"message": "x", name: value})
         assert response.status == 400, (name, value)
-        assert await response.json() == {"error": f'"{name}" must be ' + "1 to 64 letters, digits, '-' or '_'"}
+        assert await response.json() == {
+            "error": f'"{name}" must be ' + "1 to 64 letters, digits, '-' or '_'"
+        }
     assert len(fake_state.requests) == asked  # refused before any model call
     longest = await ask(client, "x", conversationId="A-z_9" * 12 + "abcd")
     assert len(longest["conversationId"]) == 64
