@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,8 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from alice_py import config
 from alice_py.api.node import DEFAULT_PROMPT
 from alice_py.api.node_title import TITLE_PROMPT
+from alice_py.errors import ConfigError
 from alice_py.fake import CHAT_PREFIX, FakeState
 from tests.dialects.conftest import MakeClient
 
@@ -196,3 +200,16 @@ async def test_malformed_client_options_are_a_400(make_client: MakeClient) -> No
         response = await client.post("/conversation", json={"message": "x", "clientOptions": options})
         assert response.status == 400
         assert await response.json() == {"error": message}
+
+
+@pytest.mark.parametrize(
+    "name", ["openaiApiKey", "reverseProxyUrl", "clientToUse", "modelOptions.", "promptPrefix.x"]
+)
+def test_only_options_the_service_honours_can_be_whitelisted(tmp_path: Path, name: str) -> None:
+    settings = tmp_path / "config.toml"
+    settings.write_text(f'[node]\nclient_options = ["userLabel", "{name}"]\n')
+    with pytest.raises(ConfigError, match=f"node client_options: '{re.escape(name)}' is not one of"):
+        config.load(str(settings), {"OPENAI_API_KEY": "sk-test"}, {})
+    settings.write_text('[node]\nclient_options = ["userLabel", "modelOptions.top_p", "modelOptions"]\n')
+    loaded = config.load(str(settings), {"OPENAI_API_KEY": "sk-test"}, {})
+    assert loaded.node.client_options == ("userLabel", "modelOptions.top_p", "modelOptions")
