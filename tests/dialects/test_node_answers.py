@@ -113,6 +113,7 @@ async def test_generate_titles_setting_and_the_request_s_flag(make_client: MakeC
     assert "title" not in await ask(client, "hi", shouldGenerateTitle=False)
     # Not a boolean: the setting decides, as in node.
     assert (await ask(client, "hi", shouldGenerateTitle="yes"))["title"] == DEMO_TITLE
+    await client.close()  # one instance per database
     default = await make_client()
     assert "title" not in await ask(default, "hi")
 
