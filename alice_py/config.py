@@ -106,6 +106,13 @@ class NodeConfig:
     prompt_prefix: str = ""
     user_label: str = "User"
     chatgpt_label: str = "ChatGPT"
+    generate_titles: bool = False
+    client_options: tuple[str, ...] = ()
+
+
+NODE_CLIENT_OPTIONS = ("promptPrefix", "userLabel", "chatGptLabel", "modelOptions")
+"""node-chatgpt-api's per-message ``clientOptions`` that ``[node] client_options`` may allow
+(``modelOptions.<field>`` allows one field of ``modelOptions``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +325,12 @@ def validate(cfg: Config) -> None:
             f"conversations store must be one of {', '.join(STORE_BACKENDS)}, "
             f"got {cfg.conversations.store!r}"
         )
+    if cfg.conversations.store == "redis":
+        # Not built yet (issue 12): refused, never accepted and ignored.
+        raise ConfigError(
+            "conversations store 'redis' is not available yet: this version keeps live "
+            "conversations in memory only; remove the setting (or set store = \"memory\")"
+        )
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"port must be between 1 and 65535, got {cfg.server.port}")
     if cfg.limits.per_minute < 0:
@@ -339,6 +352,13 @@ def validate(cfg: Config) -> None:
             raise ConfigError(
                 f"server trusted_proxies: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
             ) from None
+    for name in cfg.node.client_options:
+        head, dot, tail = name.partition(".")
+        if head not in NODE_CLIENT_OPTIONS or (dot and (head != "modelOptions" or not tail.isidentifier())):
+            raise ConfigError(
+                f"node client_options: {name!r} is not one of {', '.join(NODE_CLIENT_OPTIONS)} "
+                "or modelOptions.<field>"
+            )
 
 
 def load(

@@ -157,3 +157,8 @@ def test_auth_replay_policies(tmp_path: Path) -> None:
 def test_server_hardening_mistakes_are_named(tmp_path: Path, toml: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, toml, {}, [])
+
+
+def test_the_redis_store_not_built_yet_is_refused_not_ignored(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="conversations store 'redis' is not available yet"):
+        load(tmp_path, '[conversations]\nstore = "redis"\n', {}, [])

@@ -58,7 +58,7 @@ def error_lines(message: str) -> bytes:
 NDJSON = StreamFormat(
     piece=lambda piece: line(False, False, piece),
     done=lambda: DONE_LINE,
-    error=error_lines,
+    error=lambda message, _status: error_lines(message),
     headers=NDJSON_HEADERS,
 )
 

@@ -81,7 +81,11 @@ class ShareRepository:
     async def put(self, id: str, prompt: str, sentences: list[str] | tuple[str, ...]) -> None:
         """Store the snapshot; storing again under the same id replaces it."""
         if not 0 < len(id) <= SHARE_ID_LENGTH:
-            raise ValueError(f"a share id has 1 to {SHARE_ID_LENGTH} characters, got {len(id)}")
+            # A conversation a node-chatgpt-api client named (a uuid) cannot lend its id to a share.
+            raise BadRequest(
+                f"This conversation's id has {len(id)} characters, a share's at most {SHARE_ID_LENGTH}: "
+                "set [shares] separate_ids = true to share it under an id of its own"
+            )
         _check_text(prompt, sentences)
         now = stamp(self._clock)
         stmt = insert_for(self._engine.dialect, ShareRow).values(

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from types import TracebackType
+from typing import Any
 
+from alice_py.upstream.client import response_text
 from alice_py.upstream.types import Upstream, UpstreamRequest
 
 Commit = Callable[[str], Awaitable[None]]
@@ -28,10 +30,12 @@ def trim_answer(text: str) -> str:
 
 
 class _Result:
-    __slots__ = ("text",)
+    __slots__ = ("keep_response", "response", "text")
 
-    def __init__(self) -> None:
+    def __init__(self, keep_response: bool) -> None:
         self.text: str | None = None
+        self.keep_response = keep_response
+        self.response: dict[str, Any] | None = None
 
 
 async def _run(
@@ -55,6 +59,11 @@ async def _run(
                 # Stopped early (client gone): end the upstream request now, not when collected.
                 await _close(batches)
             text = trim_answer("".join(parts))
+        elif result.keep_response:
+            result.response = await upstream.call(request)
+            text = trim_answer(response_text(request.endpoint, result.response))
+            if text:
+                yield [text]
         else:
             text = trim_answer(await upstream.text(request))
             if text:
@@ -96,6 +105,7 @@ class Answer:
         parent_id: str | None,
         commit: Commit | None = None,
         release: Release | None = None,
+        keep_response: bool = False,
     ) -> None:
         self.conversation_id = conversation_id
         """``None`` for one-off answers (quickAnswer, summary, stateless dialects)."""
@@ -105,7 +115,7 @@ class Answer:
         self.streaming = streaming
         """Pieces come as the model writes them (otherwise: one piece, the whole trimmed answer)."""
         self._request = request
-        self._result = _Result()
+        self._result = _Result(keep_response and not streaming)
         self._pending: deque[str] = deque()
         """Pieces of the latest batch not yet handed out one by one (``__anext__``)."""
         # The generator gets no reference to ``self``: without a cycle, an answer dropped
@@ -129,6 +139,12 @@ class Answer:
     def text(self) -> str | None:
         """The whole answer, newline-trimmed, once it is complete (``None`` before)."""
         return self._result.text
+
+    @property
+    def response(self) -> dict[str, Any] | None:
+        """The upstream's whole JSON response, once a non-streamed answer asked with
+        ``keep_response`` is complete (node-chatgpt-api's ``details``); ``None`` otherwise."""
+        return self._result.response
 
     async def start(self) -> Answer:
         """Make the answer safe to drop: past this, its ``release`` runs however it ends.

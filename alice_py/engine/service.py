@@ -26,6 +26,7 @@ Rules every dialect relies on:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -35,6 +36,7 @@ from alice_py.config import ModelsConfig
 from alice_py.engine import idempotency
 from alice_py.engine.allowed import check_model
 from alice_py.engine.answer import Answer
+from alice_py.engine.options import DEFAULT_TURN, TurnOptions, with_params
 from alice_py.engine.presets import (
     CHAT_NAMES,
     COMPLETION_NAMES,
@@ -122,8 +124,46 @@ class ConversationService:
         and role play. A completion conversation given ``human_name``/``ai_name`` is
         a role play (roleplay preset, stop at the human's name). Chat kinds keep the
         names as labels (user / assistant by default). ``model`` (already resolved by the
-        dialect) replaces the kind's.
+        dialect) replaces the kind's. ``admit`` is awaited once the request is known good.
         """
+        conv = self._new(kind, prompt, settings, human_name, ai_name, stream, model)
+        if admit is not None:
+            await admit()
+        await self._insert(conv)
+        return conv
+
+    async def adopt(
+        self,
+        conv_id: str,
+        kind: Kind,
+        *,
+        prompt: str | None = None,
+        human_name: str | None = None,
+        ai_name: str | None = None,
+        stream: bool = False,
+    ) -> bool:
+        """A new conversation (as ``create`` makes it) under ``conv_id``, an id the client chose,
+        unless one is live with that id: whether this call created it. ``BadRequest`` if a share
+        has the id, since storing the conversation would replace that share."""
+        if await self.store.exists(conv_id):
+            return False
+        if self._id_taken is not None and await self._id_taken(conv_id):
+            raise BadRequest(f"The conversation id {conv_id} is taken by a shared conversation: send another")
+        conv = self._new(kind, prompt, "", human_name, ai_name, stream, None)
+        conv.id = conv_id
+        return await self.store.add(conv)
+
+    def _new(
+        self,
+        kind: Kind,
+        prompt: str | None,
+        settings: str,
+        human_name: str | None,
+        ai_name: str | None,
+        stream: bool,
+        model: str | None,
+    ) -> Conversation:
+        """A conversation with no id yet and no message; the settings, model and prompt checked."""
         if settings not in SETTINGS:
             raise BadRequest(f"No such setting: {settings}")
         if model is None:
@@ -131,10 +171,8 @@ class ConversationService:
         preset, default_prompt, (human, ai) = _defaults(kind, settings, human_name, ai_name)
         prompt = prompt or default_prompt
         check_prompt(self.max_bytes, prompt)
-        if admit is not None:
-            await admit()
         now = self._clock()
-        conv = Conversation(
+        return Conversation(
             id="",
             kind=kind,
             prompt=prompt,
@@ -146,8 +184,6 @@ class ConversationService:
             last_active=now,
             model=model,
         )
-        await self._insert(conv)
-        return conv
 
     async def _insert(self, conv: Conversation) -> None:
         for _ in range(MAX_ID_ATTEMPTS):
@@ -199,8 +235,10 @@ class ConversationService:
         parent_id: str | None = None,
         idempotency_key: str | None = None,
         admit: Admit | None = None,
+        options: TurnOptions = DEFAULT_TURN,
     ) -> Answer:
-        """Answer ``question`` after ``parent_id`` (default: the current leaf).
+        """Answer ``question`` after ``parent_id`` (default: the current leaf); ``options`` may
+        make an unknown ``parent_id`` a new root and change this turn's request.
 
         Raises before returning: ``BadRequest`` (empty question, bad key), ``ConversationNotFound``,
         ``NotFound`` (unknown ``parent_id``), ``ConversationBusy``, ``KeyReused``,
@@ -214,10 +252,15 @@ class ConversationService:
         keyed = idempotency.keyed(idempotency_key, "chat", parent_id or "", question)
 
         def asking(conv: Conversation) -> tuple[Message, bool]:
-            parent = conv.leaf if parent_id is None else _message(conv, parent_id).id
+            if parent_id is None:
+                parent = conv.leaf
+            elif options.unknown_parent_is_root and parent_id not in conv.messages:
+                parent = None  # an empty history, as node-chatgpt-api answers
+            else:
+                parent = _message(conv, parent_id).id
             return Message(self._new_message_id(), parent, "user", question, self._clock()), True
 
-        return await self._turn(conv_id, keyed, asking, admit)
+        return await self._turn(conv_id, keyed, asking, admit, options)
 
     async def edit(
         self,
@@ -313,7 +356,12 @@ class ConversationService:
         return conv
 
     async def _turn(
-        self, conv_id: str, keyed: idempotency.Keyed | None, asking: Asking, admit: Admit | None
+        self,
+        conv_id: str,
+        keyed: idempotency.Keyed | None,
+        asking: Asking,
+        admit: Admit | None,
+        options: TurnOptions = DEFAULT_TURN,
     ) -> Answer:
         """The answer to a repeat of a keyed turn, or else, under the lock, to ``asking``'s question."""
         locked = await self._lock_turn(conv_id, keyed)
@@ -327,7 +375,9 @@ class ConversationService:
         except BaseException:
             await self.store.unlock(conv_id)
             raise
-        return await self._answer(locked, asked, turns, new_question=new_question, keyed=keyed, admit=admit)
+        return await self._answer(
+            locked, asked, turns, new_question=new_question, keyed=keyed, admit=admit, options=options
+        )
 
     async def _lock_turn(self, conv_id: str, keyed: idempotency.Keyed | None) -> Conversation | Answer:
         """The locked conversation for a new turn, or the answer to a repeat of a keyed one.
@@ -361,6 +411,7 @@ class ConversationService:
         new_question: bool = True,
         keyed: idempotency.Keyed | None = None,
         admit: Admit | None = None,
+        options: TurnOptions = DEFAULT_TURN,
     ) -> Answer:
         """An answer to ``asked`` holding ``conv``'s lock, which it releases when it ends."""
         answer_id = self._new_message_id()
@@ -389,13 +440,14 @@ class ConversationService:
                 await admit()
             return await Answer(
                 self.upstream,
-                conversation_request(conv, turns, self.models),
-                streaming=conv.stream,
+                _turn_request(conv, turns, self.models, options),
+                streaming=conv.stream if options.stream is None else options.stream,
                 conversation_id=conv.id,
                 message_id=answer_id,
                 parent_id=asked.id,
                 commit=commit,
                 release=release,
+                keep_response=options.keep_response,
             ).start()
         except BaseException:
             await release()
@@ -431,14 +483,18 @@ class ConversationService:
         *,
         model: str | None = None,
         stream: bool = False,
+        params: Mapping[str, Any] | None = None,
         admit: Admit | None = None,
     ) -> Answer:
         """A chat completion of ``messages`` as given (stateless dialects); default model: turbo's.
-        ``model`` is the dialect's, already resolved and checked."""
+        ``model`` is the dialect's, already resolved and checked; ``params``: more fields of the
+        request body (``temperature``, ``stop`` …)."""
         if not messages:
             raise BadRequest("messages can not be empty")
         model = model or check_model(self.models, self.models.turbo)
-        body = {"model": model, "messages": [dict(m) for m in messages]}
+        body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
+        if params:
+            body = with_params(body, params)
         return await self._one_off(UpstreamRequest(endpoint="chat", body=body), stream, admit)
 
     async def summary(self, article: str, *, admit: Admit | None = None) -> Answer:
@@ -488,3 +544,15 @@ def _defaults(
     if human_name is not None or ai_name is not None:
         return "roleplay", "", COMPLETION_NAMES
     return "default", DEFAULT_COMPLETION_PROMPT, COMPLETION_NAMES
+
+
+def _turn_request(
+    conv: Conversation, turns: Sequence[Turn], models: ModelsConfig, options: TurnOptions
+) -> UpstreamRequest:
+    """What answers the last of ``turns``, with this turn's prompt and parameters if it has some."""
+    if options.prompt is not None:
+        conv = dataclasses.replace(conv, prompt=options.prompt)  # for this request only
+    request = conversation_request(conv, turns, models)
+    if not options.params:
+        return request
+    return UpstreamRequest(endpoint=request.endpoint, body=with_params(request.body, options.params))

@@ -5,7 +5,8 @@ and an error look), so the node (SSE with JSON strings) and ``/chat`` (NDJSON)
 dialects reuse its rules:
 
 - nothing is sent before the first piece: a failure before it propagates and
-  becomes an ordinary HTTP error (status + message);
+  becomes an ordinary HTTP error (status + message), or what the dialect's error
+  formatter makes of it (node's stream answers every error in-stream);
 - a failure after it is written in-stream (``fmt.error``) and ends the stream;
 - when the client goes away the answer is closed at once, which cancels the
   upstream request and leaves the conversation as it was (nothing committed,
@@ -90,14 +91,16 @@ def sse_event(data: str, event: str | None = None) -> bytes:
 class StreamFormat:
     piece: Callable[[str], bytes]
     done: Callable[[], bytes]
-    error: Callable[[str], bytes]
+    error: Callable[[str, int], bytes]
+    """The end of a stream an error stopped: its message for the client, and the status the
+    answer would have had before the first piece (node-chatgpt-api's ``code``)."""
     headers: Mapping[str, str] = field(default_factory=lambda: SSE_HEADERS)
 
 
 ALICE_SSE = StreamFormat(
     piece=sse_event,
     done=lambda: b"data: [DONE]\n\n",
-    error=lambda message: sse_event(message, "error"),
+    error=lambda message, _status: sse_event(message, "error"),
 )
 """Alice's stream: one event per piece, ``data: [DONE]``, ``event: error`` on failure."""
 
@@ -119,12 +122,13 @@ async def _write_rest(
             await response.write(_encode(fmt, batch))
     except AliceError as exc:
         failures.service_error(exc)
-        return fmt.error(client_message(exc))
+        return fmt.error(client_message(exc), exc.status)
     except ConnectionResetError:
         raise
     except Exception:
         log.exception("answer failed after its first piece (request id %s)", current_id())
-        return fmt.error(client_message(InternalError()))
+        internal = InternalError()
+        return fmt.error(client_message(internal), internal.status)
     return fmt.done()
 
 

@@ -52,7 +52,7 @@ async def test_empty_share(engine: AsyncEngine) -> None:
 
 async def test_id_longer_than_eight_is_refused_on_every_backend(engine: AsyncEngine) -> None:
     shares = ShareRepository(engine)
-    with pytest.raises(ValueError, match="1 to 8 characters"):
+    with pytest.raises(BadRequest, match="9 characters, a share's at most 8"):
         await shares.put("123456789", "p", [])
     assert await shares.count() == 0
 

@@ -34,7 +34,7 @@ REFUSED: list[tuple[str, dict[str, str], bytes, int]] = [
     ("/v1/completions", BEARER, b'{"model": 5}', 400),
     ("/conversation", {}, b'{"message": "hi"}', 401),
     ("/conversation", BEARER, b"{", 400),
-    ("/conversation", BEARER, b'{"message": "hi", "conversationId": "nosuchid"}', 404),
+    ("/conversation", BEARER, b'{"message": "hi", "conversationId": "not an id!"}', 400),
     ("/chat", {}, orjson.dumps({"messages": MESSAGES}), 401),
     ("/chat", {"Authorization": RELAY_KEY}, b"{", 400),
     ("/send_message", {}, b"prompt=hi", 500),
