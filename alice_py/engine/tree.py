@@ -15,6 +15,7 @@ as node-chatgpt-api clients expect, and shorter than a uuid string.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -95,37 +96,13 @@ class Conversation:
 
     def copy(self) -> Conversation:
         """An independent conversation (messages are immutable, so they are shared)."""
-        clone = Conversation(
-            id=self.id,
-            kind=self.kind,
-            prompt=self.prompt,
-            human_name=self.human_name,
-            ai_name=self.ai_name,
-            preset=self.preset,
-            stream=self.stream,
-            created=self.created,
-            last_active=self.last_active,
-            model=self.model,
-            leaf=self.leaf,
-        )
-        clone.messages = dict(self.messages)
-        clone.turns_by_key = None if self.turns_by_key is None else dict(self.turns_by_key)
-        return clone
+        turns = None if self.turns_by_key is None else dict(self.turns_by_key)
+        return dataclasses.replace(self, messages=dict(self.messages), turns_by_key=turns)
 
     def branch(self, end: str | None, now: float) -> Conversation:
         """A new conversation (no id yet) with these settings, holding the path to ``end``."""
-        branched = Conversation(
-            id="",
-            kind=self.kind,
-            prompt=self.prompt,
-            human_name=self.human_name,
-            ai_name=self.ai_name,
-            preset=self.preset,
-            stream=self.stream,
-            created=now,
-            last_active=now,
-            model=self.model,
-            leaf=end,
+        branched = dataclasses.replace(
+            self, id="", created=now, last_active=now, leaf=end, messages={}, turns_by_key=None
         )
         for message in self.path(end) if end is not None else ():
             branched.add(message)

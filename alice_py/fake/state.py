@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 FailureKind = Literal[
     "invalid_key",
@@ -37,18 +37,7 @@ A connection so marked is reset (RST, no answer) when the next request arrives o
 ``state.reset_delay`` seconds after the answer, whichever comes first; ``state.resets``
 counts the requests that met such a reset."""
 
-FAILURE_KINDS: tuple[FailureKind, ...] = (
-    "invalid_key",
-    "quota",
-    "rate_limit",
-    "server_error",
-    "bad_request",
-    "context_overflow",
-    "traceback",
-    "plain_text_error",
-    "failed_stream_reset",
-    "reset_after_answer",
-)
+FAILURE_KINDS: tuple[FailureKind, ...] = get_args(FailureKind)
 CONNECTION_FAILURES: frozenset[FailureKind] = frozenset({"failed_stream_reset", "reset_after_answer"})
 
 KEY_TRIGGERS: tuple[tuple[str, FailureKind], ...] = (
