@@ -265,6 +265,18 @@ async def admin_page(request: web.Request) -> web.Response:
     )
     return html_response(page, no_store=True)
 
+async def _dashboard_form(request: web.Request) -> tuple[Form, Session] | web.Response:
+    """A form posted from the dashboard with its session, or the answer that refuses it: the
+    page is off, or the CSRF token is wrong. A broken body is a 400 before the session is read."""
+    if not _enabled(request):
+        return _off(request)
+    form = await read_form(request)
+    session = await get_session(request)
+    if not _csrf_ok(form, session):
+        return _login_form(request, session, "The form expired. Please try again.", 403)
+    return form, session
+
+
 
 async def login(request: web.Request) -> web.Response:
     if not _enabled(request):
@@ -296,12 +308,10 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    if not _enabled(request):
-        return _off(request)
-    form = await read_form(request)
-    session = await get_session(request)
-    if not _csrf_ok(form, session):
-        return _login_form(request, session, "The form expired. Please try again.", 403)
+    checked = await _dashboard_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    _, session = checked
     request.app[keys.ADMIN_SESSIONS].end(session.get("sid"))
     session.invalidate()
     raise _see_page(request)
@@ -309,12 +319,10 @@ async def logout(request: web.Request) -> web.Response:
 
 async def revoke_share(request: web.Request) -> web.Response:
     """The dashboard's revoke button: the share's link answers 404 from now on."""
-    if not _enabled(request):
-        return _off(request)
-    form = await read_form(request)
-    session = await get_session(request)
-    if not _csrf_ok(form, session):
-        return _login_form(request, session, "The form expired. Please try again.", 403)
+    checked = await _dashboard_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    form, session = checked
     if not _logged_in(request, session):
         return _login_form(request, session, "Log in to revoke shares.", 401)
     share_id = form.get("id")

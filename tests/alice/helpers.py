@@ -8,8 +8,11 @@ import re
 import uuid
 from collections.abc import Callable
 
-from aiohttp import ClientResponse
+import orjson
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
 
+Client = TestClient[web.Request, web.Application]
 _LINE = re.compile(r"\r\n|\r|\n")
 
 
@@ -65,3 +68,17 @@ async def wait_until(condition: Callable[[], bool], limit: float = 2.0) -> None:
     async with asyncio.timeout(limit):
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
+
+
+async def streaming_conversation(client: Client) -> dict[str, str]:
+    """A new streaming (turbo) conversation: its ``conversation`` header."""
+    response = await client.post("/chatgpt/createTurbo", data=b'{"stream": true}')
+    return {"conversation": await response.text()}
+
+
+async def sentences(client: Client, headers: dict[str, str]) -> list[str]:
+    """The conversation's sentence list (``contextArray``)."""
+    response = await client.post("/chatgpt/contextArray", headers=headers)
+    assert response.status == 200
+    result: list[str] = orjson.loads(await response.read())
+    return result

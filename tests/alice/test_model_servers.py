@@ -4,28 +4,16 @@ but no ``finish_reason``."""
 
 from __future__ import annotations
 
-import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from alice_py.fake import CHAT_PREFIX, COMPLETION_PREFIX, FakeState
 from tests.alice.conftest import MakeClient
-from tests.alice.helpers import joined_answer, messages, read_sse
+from tests.alice.helpers import joined_answer, messages, read_sse, sentences, streaming_conversation
 
 Client = TestClient[web.Request, web.Application]
 
-
-async def streaming_conversation(client: Client) -> dict[str, str]:
-    response = await client.post("/chatgpt/createTurbo", data=b'{"stream": true}')
-    return {"conversation": await response.text()}
-
-
-async def sentences(client: Client, headers: dict[str, str]) -> list[str]:
-    response = await client.post("/chatgpt/contextArray", headers=headers)
-    assert response.status == 200
-    result: list[str] = orjson.loads(await response.read())
-    return result
 
 
 def sent_upstream(fake_state: FakeState) -> list[str]:

@@ -15,21 +15,18 @@ from alice_py.app import create_app
 from alice_py.fake import CHAT_PREFIX, FakeState, RunningFake
 from alice_py.web.sse import sse_event
 from tests.alice.conftest import make_config
-from tests.alice.helpers import joined_answer, messages, parse_sse, read_sse, wait_until
+from tests.alice.helpers import (
+    joined_answer,
+    messages,
+    parse_sse,
+    read_sse,
+    sentences,
+    streaming_conversation,
+    wait_until,
+)
 
 Client = TestClient[web.Request, web.Application]
 
-
-async def streaming_conversation(client: Client) -> dict[str, str]:
-    response = await client.post("/chatgpt/createTurbo", data=b'{"stream": true}')
-    return {"conversation": await response.text()}
-
-
-async def sentences(client: Client, headers: dict[str, str]) -> list[str]:
-    response = await client.post("/chatgpt/contextArray", headers=headers)
-    assert response.status == 200
-    result: list[str] = orjson.loads(await response.read())
-    return result
 
 
 def test_a_multi_line_piece_is_one_event_of_several_data_lines() -> None:
