@@ -103,7 +103,9 @@ async def test_a_killed_postgresql_lock_connection_is_reported_and_the_lock_take
             async with running_alice(tmp_path, fake, db=url, **CHECK) as alice:
                 assert (await alice.readyz())[0] == 200
                 holder = await _lock_backend(admin, schema)
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", holder)
+                # With a timeout, pg_terminate_backend waits until the backend has exited (and so
+                # released its locks): without one, the next line races the backend's exit.
+                assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", holder)
                 # Someone else takes it before the service can: it must not write meanwhile.
                 assert await admin.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(schema))
                 await alice.wait_for_log("writer lock lost (its connection failed")
