@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from alice_py.fake import FakeState, RunningFake, start_fake_upstream
+from tests.redis_support import own_redis, redis_prefix  # noqa: F401  (fixtures for every folder)
 
 
 @pytest.fixture
