@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api import (
     admin_keys,
     admin_page,
@@ -51,16 +51,16 @@ CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 async def demo_upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     """With ``--demo``, the built-in fake OpenAI server on a loopback port answers instead."""
-    cfg = app[keys.CONFIG]
+    cfg = app[appkeys.CONFIG]
     if not cfg.upstream.demo:
-        app[keys.UPSTREAM_BASE_URL] = cfg.upstream.base_url
+        app[appkeys.UPSTREAM_BASE_URL] = cfg.upstream.base_url
         yield
         return
     # Imported here: only --demo runs the fake upstream; a real service never loads it.
     from alice_py.fake.upstream import start_fake_upstream
 
     fake = await start_fake_upstream()
-    app[keys.UPSTREAM_BASE_URL] = fake.url
+    app[appkeys.UPSTREAM_BASE_URL] = fake.url
     log.info("answers come from the built-in demo model at %s (no API key, no network)", fake.url)
     try:
         yield
@@ -72,38 +72,38 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
     """One pooled client session for every upstream request (keep-alive, DNS cache)."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector) as session:
-        app[keys.HTTP_SESSION] = session
+        app[appkeys.HTTP_SESSION] = session
         yield
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[keys.CONFIG]
+    cfg = app[appkeys.CONFIG]
     engine = create_engine(cfg.database.url)
     # Migrate through the app's own engine: for an in-memory SQLite URL a second engine
     # would be a different database.
     try:
         await upgrade(engine)
-        app[keys.DB_ENGINE] = engine
-        app[keys.SHARES] = ShareRepository(engine)
+        app[appkeys.DB_ENGINE] = engine
+        app[appkeys.SHARES] = ShareRepository(engine)
         yield
     finally:
         await engine.dispose()
 
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[keys.CONFIG]
+    cfg = app[appkeys.CONFIG]
     upstream_keys = (DEMO_KEY,) if cfg.upstream.demo else cfg.upstream.keys
     pool = KeyPool(upstream_keys, auto_remove=cfg.upstream.auto_remove_keys)
     client = OpenAIClient(
-        app[keys.HTTP_SESSION],
-        app[keys.UPSTREAM_BASE_URL],
+        app[appkeys.HTTP_SESSION],
+        app[appkeys.UPSTREAM_BASE_URL],
         proxy=cfg.upstream.proxy or None,
         connect_timeout=cfg.upstream.connect_timeout,
         timeout=cfg.upstream.timeout,
         require_finish_reason=cfg.upstream.require_finish_reason,
     )
-    app[keys.KEY_POOL] = pool
-    app[keys.ROUTER] = UpstreamRouter(client, pool, app[keys.FAILURE_LOG])
+    app[appkeys.KEY_POOL] = pool
+    app[appkeys.ROUTER] = UpstreamRouter(client, pool, app[appkeys.FAILURE_LOG])
     try:
         yield
     finally:
@@ -111,18 +111,18 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[keys.CONFIG]
+    cfg = app[appkeys.CONFIG]
     live = MemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
-    repo = ConversationRepository(app[keys.DB_ENGINE])
+    repo = ConversationRepository(app[appkeys.DB_ENGINE])
     saver = ConversationSaver(live, repo, max_live=cfg.conversations.max_live)
     store = DurableStore(live, saver)  # the live store is a cache of the database
-    app[keys.SAVER] = saver
-    app[keys.STORE] = store
-    app[keys.SERVICE] = ConversationService(
+    app[appkeys.SAVER] = saver
+    app[appkeys.STORE] = store
+    app[appkeys.SERVICE] = ConversationService(
         store,
-        app[keys.ROUTER],
+        app[appkeys.ROUTER],
         cfg.models,
-        id_taken=app[keys.SHARES].id_taken,
+        id_taken=app[appkeys.SHARES].id_taken,
         max_bytes=cfg.conversations.max_bytes,
     )
     try:
@@ -133,9 +133,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(cfg: Config) -> web.Application:
     app = web.Application(client_max_size=cfg.server.max_body)
-    app[keys.CONFIG] = cfg
-    app[keys.STARTED_AT] = time.time()
-    app[keys.TRUSTED_PROXIES] = TrustedProxies(cfg.server.trusted_proxies)
+    app[appkeys.CONFIG] = cfg
+    app[appkeys.STARTED_AT] = time.time()
+    app[appkeys.TRUSTED_PROXIES] = TrustedProxies(cfg.server.trusted_proxies)
     contexts: list[CleanupCtx] = [
         demo_upstream_ctx,
         http_session_ctx,

@@ -30,7 +30,7 @@ import orjson
 from aiohttp import web
 from cachetools import TTLCache
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api.dialects import json_response
 from alice_py.db.keys import KeyRepository
 from alice_py.errors import AliceError, AuthFailed, BadRequest, NotFound, RateLimited
@@ -95,8 +95,8 @@ class AdminGuard:
     async def __call__(self, request: web.Request) -> None:
         if not self._password:
             raise AdminOff()
-        failures = request.app[keys.ADMIN_FAILURES]
-        address = request.app[keys.TRUSTED_PROXIES].client_address(request)
+        failures = request.app[appkeys.ADMIN_FAILURES]
+        address = request.app[appkeys.TRUSTED_PROXIES].client_address(request)
         failures.check(address)
         given = request.headers.get("Authorization", "")
         scheme, _, rest = given.partition(" ")
@@ -146,8 +146,8 @@ def _key_view(state: KeyState, stored: bool) -> dict[str, Any]:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    pool = request.app[keys.KEY_POOL]
-    stored = set(await request.app[keys.STORED_KEYS].all())
+    pool = request.app[appkeys.KEY_POOL]
+    stored = set(await request.app[appkeys.STORED_KEYS].all())
     # keys() and snapshot() list the pool's entries in the same order; nothing awaits in between.
     views = [_key_view(state, key in stored) for key, state in zip(pool.keys(), pool.snapshot(), strict=True)]
     return json_response({"keys": views, "count": len(views), "usable": pool.usable_count()})
@@ -155,10 +155,10 @@ async def list_keys(request: web.Request) -> web.Response:
 
 async def add_keys(request: web.Request) -> web.Response:
     wanted = await read_key_list(request)
-    pool = request.app[keys.KEY_POOL]
+    pool = request.app[appkeys.KEY_POOL]
     present = set(pool.keys())
     fresh = [key for key in wanted if key not in present]
-    await request.app[keys.STORED_KEYS].add(fresh)
+    await request.app[appkeys.STORED_KEYS].add(fresh)
     added = pool.add(fresh)
     masked = [mask_key(key) for key in added]
     if added:
@@ -197,12 +197,12 @@ def resolve(pool: KeyPool, items: list[str]) -> tuple[list[str], list[str]]:
 
 async def remove_keys(request: web.Request) -> web.Response:
     items = await read_key_list(request)
-    pool = request.app[keys.KEY_POOL]
+    pool = request.app[appkeys.KEY_POOL]
     found, missing = resolve(pool, items)
     # Unknown raw items may still be stored (a key the pool never loaded): forget those too.
-    await request.app[keys.STORED_KEYS].remove(found + missing)
+    await request.app[appkeys.STORED_KEYS].remove(found + missing)
     removed = pool.remove(found)
-    configured = set(request.app[keys.CONFIG].upstream.keys)
+    configured = set(request.app[appkeys.CONFIG].upstream.keys)
     masked = [mask_key(key) for key in removed]
     if removed:
         log.info("admin removed %d API key(s): %s", len(removed), ", ".join(masked))
@@ -222,21 +222,21 @@ def admin_error(request: web.Request, error: AliceError) -> web.Response:
 
 async def stored_keys_ctx(app: web.Application) -> AsyncIterator[None]:
     """The key repository, and the keys added through this API loaded into the pool."""
-    repository = KeyRepository(app[keys.DB_ENGINE])
-    app[keys.STORED_KEYS] = repository
-    loaded = app[keys.KEY_POOL].add(await repository.all())
+    repository = KeyRepository(app[appkeys.DB_ENGINE])
+    app[appkeys.STORED_KEYS] = repository
+    loaded = app[appkeys.KEY_POOL].add(await repository.all())
     if loaded:
         log.info("loaded %d API key(s) added through the admin API", len(loaded))
     yield
 
 
 def add_routes(app: web.Application) -> None:
-    app[keys.ADMIN_FAILURES] = FailureLimiter()
+    app[appkeys.ADMIN_FAILURES] = FailureLimiter()
     app.router.add_get(PATH, list_keys, allow_head=False)
     app.router.add_patch(PATH, add_keys)
     app.router.add_delete(PATH, remove_keys)
     app.router.add_patch(SEED_PATH, add_keys)
-    guard = AdminGuard(app[keys.CONFIG].admin.password)
+    guard = AdminGuard(app[appkeys.CONFIG].admin.password)
     for path in (PATH, SEED_PATH):
-        app[keys.AUTH_TABLE].protect(path, guard)
-        app[keys.ERROR_FORMATTERS].register(path, admin_error)
+        app[appkeys.AUTH_TABLE].protect(path, guard)
+        app[appkeys.ERROR_FORMATTERS].register(path, admin_error)

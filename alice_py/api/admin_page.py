@@ -45,7 +45,7 @@ from aiohttp_session import AbstractStorage, Session, get_session, new_session, 
 from cachetools import TTLCache
 from multidict import MultiDictProxy
 
-from alice_py import __version__, keys
+from alice_py import __version__, appkeys
 from alice_py.api.admin_keys import FailureLimiter
 from alice_py.db.engine import is_memory_sqlite, parse_url
 from alice_py.errors import ConfigError, RateLimited
@@ -177,10 +177,10 @@ class AdminSessions:
 
 async def admin_session_ctx(app: web.Application) -> AsyncIterator[None]:
     """The sessions, only when the admin page is on (no password: no secret, no file)."""
-    cfg = app[keys.CONFIG]
+    cfg = app[appkeys.CONFIG]
     if cfg.admin.password:
         secret = await session_secret(cfg.admin.session_secret, cfg.database.url)
-        app[keys.ADMIN_SESSIONS] = AdminSessions(secret)
+        app[appkeys.ADMIN_SESSIONS] = AdminSessions(secret)
     yield
 
 
@@ -189,10 +189,10 @@ def with_session(handler: Handler) -> Handler:
     only: a middleware of the app would cost every API request a step)."""
 
     async def in_session(request: web.Request) -> web.StreamResponse:
-        sessions = request.app.get(keys.ADMIN_SESSIONS)
+        sessions = request.app.get(appkeys.ADMIN_SESSIONS)
         if sessions is None:
             return await handler(request)
-        storage = sessions.storage(request.app[keys.TRUSTED_PROXIES].is_https(request))
+        storage = sessions.storage(request.app[appkeys.TRUSTED_PROXIES].is_https(request))
         return await session_middleware(storage)(request, handler)
 
     return in_session
@@ -202,7 +202,7 @@ def with_session(handler: Handler) -> Handler:
 
 
 def _enabled(request: web.Request) -> bool:
-    return bool(request.app[keys.CONFIG].admin.password)
+    return bool(request.app[appkeys.CONFIG].admin.password)
 
 
 def _off(request: web.Request) -> web.Response:
@@ -224,10 +224,10 @@ def _csrf(session: Session) -> str:
 
 def _logged_in(request: web.Request, session: Session) -> bool:
     tag = session.get("admin")
-    expected = _password_tag(request.app[keys.CONFIG].admin.password)
+    expected = _password_tag(request.app[appkeys.CONFIG].admin.password)
     if not (isinstance(tag, str) and secret_matches(tag, expected)):
         return False
-    return request.app[keys.ADMIN_SESSIONS].alive(session.get("sid"))
+    return request.app[appkeys.ADMIN_SESSIONS].alive(session.get("sid"))
 
 
 def _csrf_ok(form: Form, session: Session) -> bool:
@@ -261,7 +261,7 @@ async def admin_page(request: web.Request) -> web.Response:
         conversations=status.conversations,
         shares=status.shares,
         key_states=status.key_states,
-        recent_shares=await request.app[keys.SHARES].recent(PAGE_SHARES),
+        recent_shares=await request.app[appkeys.SHARES].recent(PAGE_SHARES),
     )
     return html_response(page, no_store=True)
 
@@ -283,8 +283,8 @@ async def login(request: web.Request) -> web.Response:
         return _off(request)
     form = await read_form(request)  # a broken body is a 400 before the session is looked at
     session = await get_session(request)
-    address = request.app[keys.TRUSTED_PROXIES].client_address(request)
-    failures = request.app[keys.ADMIN_FAILURES]
+    address = request.app[appkeys.TRUSTED_PROXIES].client_address(request)
+    failures = request.app[appkeys.ADMIN_FAILURES]
     try:
         failures.check(address)
     except RateLimited as exc:
@@ -295,14 +295,14 @@ async def login(request: web.Request) -> web.Response:
     if not _csrf_ok(form, session):
         return _login_form(request, session, "The form expired. Please try again.", 403)
     password = form.get("password")
-    expected = request.app[keys.CONFIG].admin.password
+    expected = request.app[appkeys.CONFIG].admin.password
     if not isinstance(password, str) or not secret_matches(password, expected):
         failures.record(address)
         log.warning("wrong admin password from %s (admin page)", address)
         return _login_form(request, session, "Wrong password.", 401)
     session = await new_session(request)
     session["admin"] = _password_tag(expected)
-    session["sid"] = request.app[keys.ADMIN_SESSIONS].start()
+    session["sid"] = request.app[appkeys.ADMIN_SESSIONS].start()
     session["csrf"] = secrets.token_urlsafe(32)
     raise _see_page(request)
 
@@ -312,7 +312,7 @@ async def logout(request: web.Request) -> web.Response:
     if isinstance(checked, web.Response):
         return checked
     _, session = checked
-    request.app[keys.ADMIN_SESSIONS].end(session.get("sid"))
+    request.app[appkeys.ADMIN_SESSIONS].end(session.get("sid"))
     session.invalidate()
     raise _see_page(request)
 
@@ -326,7 +326,7 @@ async def revoke_share(request: web.Request) -> web.Response:
     if not _logged_in(request, session):
         return _login_form(request, session, "Log in to revoke shares.", 401)
     share_id = form.get("id")
-    if isinstance(share_id, str) and share_id and await request.app[keys.SHARES].delete(share_id):
+    if isinstance(share_id, str) and share_id and await request.app[appkeys.SHARES].delete(share_id):
         log.info("admin revoked share %s (admin page)", share_id)
     raise _see_page(request)
 
@@ -362,10 +362,10 @@ class AdminStatus:
 
 async def collect_status(app: web.Application) -> AdminStatus:
     return AdminStatus(
-        uptime=time.time() - app[keys.STARTED_AT],
-        conversations=await app[keys.STORE].count(),
-        shares=await app[keys.SHARES].count(),
-        key_states=app[keys.KEY_POOL].snapshot(),
+        uptime=time.time() - app[appkeys.STARTED_AT],
+        conversations=await app[appkeys.STORE].count(),
+        shares=await app[appkeys.SHARES].count(),
+        key_states=app[appkeys.KEY_POOL].snapshot(),
     )
 
 
@@ -384,8 +384,8 @@ def add_routes(app: web.Application) -> None:
 
     Wrong passwords count in the admin key API's ``FailureLimiter``: both guard the same
     password, so guesses through either use up the same allowance."""
-    if keys.ADMIN_FAILURES not in app:
-        app[keys.ADMIN_FAILURES] = FailureLimiter()
+    if appkeys.ADMIN_FAILURES not in app:
+        app[appkeys.ADMIN_FAILURES] = FailureLimiter()
     app.cleanup_ctx.append(admin_session_ctx)
     routes = [
         app.router.add_get(PAGE, with_session(admin_page), allow_head=False),
@@ -395,4 +395,4 @@ def add_routes(app: web.Application) -> None:
         app.router.add_post(REVOKE_SHARE, with_session(revoke_share)),
     ]
     for route in routes:
-        app[keys.AUTH_TABLE].exempt(route)
+        app[appkeys.AUTH_TABLE].exempt(route)

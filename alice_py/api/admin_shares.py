@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api.admin_keys import AdminGuard, FailureLimiter, admin_error
 from alice_py.api.dialects import json_response
 from alice_py.db.shares import ShareInfo
@@ -57,7 +57,7 @@ def _int_param(request: web.Request, name: str, default: int, highest: int) -> i
 async def list_shares(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 2**62)
-    shares = request.app[keys.SHARES]
+    shares = request.app[appkeys.SHARES]
     found = await shares.recent(limit, offset)
     return json_response(
         {
@@ -71,16 +71,16 @@ async def list_shares(request: web.Request) -> web.Response:
 
 async def revoke_share(request: web.Request) -> web.Response:
     share_id = request.match_info["id"]
-    if not await request.app[keys.SHARES].delete(share_id):
+    if not await request.app[appkeys.SHARES].delete(share_id):
         raise NotFound(f"No share with id {share_id!r}")
     log.info("admin revoked share %s", share_id)
     return json_response({"revoked": share_id})
 
 
 def add_routes(app: web.Application) -> None:
-    if keys.ADMIN_FAILURES not in app:
-        app[keys.ADMIN_FAILURES] = FailureLimiter()
+    if appkeys.ADMIN_FAILURES not in app:
+        app[appkeys.ADMIN_FAILURES] = FailureLimiter()
     app.router.add_get(PATH, list_shares, allow_head=False)
     app.router.add_delete(PATH + "/{id}", revoke_share)
-    app[keys.AUTH_TABLE].protect(PATH, AdminGuard(app[keys.CONFIG].admin.password))
-    app[keys.ERROR_FORMATTERS].register(PATH, admin_error)
+    app[appkeys.AUTH_TABLE].protect(PATH, AdminGuard(app[appkeys.CONFIG].admin.password))
+    app[appkeys.ERROR_FORMATTERS].register(PATH, admin_error)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.engine.answer import Answer
 from alice_py.engine.presets import Kind
 from alice_py.engine.service import ConversationService
@@ -47,7 +47,7 @@ def json_response(value: object) -> web.Response:
 
 
 def service(request: web.Request) -> ConversationService:
-    return request.app[keys.SERVICE]
+    return request.app[appkeys.SERVICE]
 
 
 def conversation_id(request: web.Request) -> str:
@@ -215,8 +215,8 @@ async def store(request: web.Request) -> web.Response:
     """The share's id is the conversation's (the original's way) unless ``[shares] separate_ids``
     gives it one of its own; either way the answer names it (JSON, or the ``Share-*`` headers)."""
     conv_id, prompt, sentences = await service(request).share_snapshot(conversation_id(request))
-    shares = request.app[keys.SHARES]
-    if request.app[keys.CONFIG].shares.separate_ids:
+    shares = request.app[appkeys.SHARES]
+    if request.app[appkeys.CONFIG].shares.separate_ids:
         share_id = await shares.put_separate(conv_id, prompt, sentences, in_use=service(request).is_live)
     else:
         await shares.put(conv_id, prompt, sentences)
@@ -233,7 +233,7 @@ async def store(request: web.Request) -> web.Response:
 
 
 async def share(request: web.Request) -> web.Response:
-    found = await request.app[keys.SHARES].get(request.match_info["id"])
+    found = await request.app[appkeys.SHARES].get(request.match_info["id"])
     if found is None:
         raise ShareNotFound()
     if wants(request, "text/html"):
@@ -291,5 +291,5 @@ def add_routes(app: web.Application) -> None:
     for name, handler in post.items():
         app.router.add_post(f"{PREFIX}/{name}", handler)
     share_route = app.router.add_get(f"{PREFIX}/share/{{id}}", share, allow_head=False)
-    app[keys.AUTH_TABLE].protect(PREFIX, AliceAuth(app[keys.CONFIG].auth))
-    app[keys.AUTH_TABLE].exempt(share_route)
+    app[appkeys.AUTH_TABLE].protect(PREFIX, AliceAuth(app[appkeys.CONFIG].auth))
+    app[appkeys.AUTH_TABLE].exempt(share_route)

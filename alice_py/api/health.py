@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.db.engine import ping
 
 
@@ -17,13 +17,13 @@ async def readyz(request: web.Request) -> web.Response:
     the same SQLite file, the writer lock held) and at least one upstream key is usable."""
     app = request.app
     problems: list[str] = []
-    db_problem = await ping(app[keys.DB_ENGINE])
+    db_problem = await ping(app[appkeys.DB_ENGINE])
     if db_problem:
         problems.append(f"database: {db_problem}")
-    health = app.get(keys.DB_HEALTH)
+    health = app.get(appkeys.DB_HEALTH)
     if health is not None and health.problem is not None:
         problems.append(f"database: {health.problem}")
-    if app[keys.KEY_POOL].usable_count() == 0:
+    if app[appkeys.KEY_POOL].usable_count() == 0:
         problems.append("upstream: No available API keys")
     if problems:
         return web.Response(status=503, text="not ready: " + "; ".join(problems))

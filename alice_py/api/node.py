@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api.dialects import ClientKeyGuard, discard_unanswered, json_response
 from alice_py.api.node_options import MessageOptions, client_id, message_options
 from alice_py.api.node_title import generate_title
@@ -159,13 +159,13 @@ async def conversation(request: web.Request) -> web.StreamResponse:
     if not isinstance(message, str):
         raise BadRequest('"message" must be a string')
     conv_id, parent_id = client_id(data, "conversationId"), client_id(data, "parentMessageId")
-    cfg = request.app[keys.CONFIG]
+    cfg = request.app[appkeys.CONFIG]
     options = message_options(data, cfg.node, cfg.models)
     wants_title = data.get("shouldGenerateTitle")
     if not isinstance(wants_title, bool):
         wants_title = cfg.node.generate_titles
     stream = request[STREAM_WANTED]
-    service = request.app[keys.SERVICE]
+    service = request.app[appkeys.SERVICE]
     conv_id, created = await _target(service, cfg.node, conv_id)
     started: Answer | None = None
     try:
@@ -212,5 +212,5 @@ class NodeKeyGuard:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(PATH, conversation)
-    app[keys.AUTH_TABLE].protect(PATH, NodeKeyGuard(ClientKeyGuard(app[keys.CONFIG])))
-    app[keys.ERROR_FORMATTERS].register(PATH, node_error)
+    app[appkeys.AUTH_TABLE].protect(PATH, NodeKeyGuard(ClientKeyGuard(app[appkeys.CONFIG])))
+    app[appkeys.ERROR_FORMATTERS].register(PATH, node_error)

@@ -17,7 +17,7 @@ import re
 
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.engine.answer import Answer
 from alice_py.errors import AliceError
 from alice_py.web.ratelimit import admission
@@ -58,7 +58,7 @@ async def generate_title(request: web.Request, message: str, answer: Answer, use
     model = answer.request.body.get("model")
     try:
         await admission(request)()  # a model call like any other
-        title = await request.app[keys.SERVICE].one_off_chat(
+        title = await request.app[appkeys.SERVICE].one_off_chat(
             messages, model=model if isinstance(model, str) else None, params=params
         )
         async with title:

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api.dialects import ClientKeyGuard, json_response, resolve_model
 from alice_py.api.openai_errors import OpenAIBadRequest, UnknownEndpoint, error_object, openai_error
 from alice_py.config import ModelsConfig
@@ -108,7 +108,7 @@ async def stream_chunks(request: web.Request, batches: Batches) -> web.StreamRes
     """The upstream's chunks as SSE, those that arrived together in one write. A failure before
     the first one is an ordinary HTTP error (the router may fail over until then); the upstream
     request is closed however this ends."""
-    failures = request.app[keys.FAILURE_LOG]
+    failures = request.app[appkeys.FAILURE_LOG]
     try:
         first = await anext(batches, None)
         response = AnswerStream(headers=SSE_HEADERS)
@@ -128,9 +128,9 @@ async def stream_chunks(request: web.Request, batches: Batches) -> web.StreamRes
 
 async def _model_call(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     body = await read_request(request)
-    upstream = upstream_request(body, endpoint, request.app[keys.CONFIG].models)
+    upstream = upstream_request(body, endpoint, request.app[appkeys.CONFIG].models)
     await admission(request)()  # counted once the request is known to be good
-    router = request.app[keys.ROUTER]
+    router = request.app[appkeys.ROUTER]
     if body.get("stream"):
         return await stream_chunks(request, router.stream_batches(upstream))
     return json_response(await router.call(upstream))
@@ -155,13 +155,13 @@ def model_object(model_id: str) -> dict[str, Any]:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    ids = model_ids(request.app[keys.CONFIG].models)
+    ids = model_ids(request.app[appkeys.CONFIG].models)
     return json_response({"object": "list", "data": [model_object(model_id) for model_id in ids]})
 
 
 async def get_model(request: web.Request) -> web.Response:
     model_id = request.match_info["model"]
-    if model_id not in model_ids(request.app[keys.CONFIG].models):
+    if model_id not in model_ids(request.app[appkeys.CONFIG].models):
         raise ModelNotFound(model_id)
     return json_response(model_object(model_id))
 
@@ -191,5 +191,5 @@ def add_routes(app: web.Application) -> None:
     # ``/v1``), so this catch-all gets only what no other /v1 route takes, whenever added.
     app.router.add_route("*", PREFIX, unknown_endpoint)
     app.router.add_route("*", f"{PREFIX}/{{tail:.*}}", unknown_endpoint)
-    app[keys.AUTH_TABLE].protect(PREFIX, ClientKeyGuard(app[keys.CONFIG]))
-    app[keys.ERROR_FORMATTERS].register(PREFIX, openai_error)
+    app[appkeys.AUTH_TABLE].protect(PREFIX, ClientKeyGuard(app[appkeys.CONFIG]))
+    app[appkeys.ERROR_FORMATTERS].register(PREFIX, openai_error)

@@ -15,7 +15,7 @@ from pathlib import PurePath
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from alice_py import __version__, keys
+from alice_py import __version__, appkeys
 from alice_py.web.pages import html_response, playground_page
 
 STATIC_PREFIX = "/static"
@@ -73,6 +73,6 @@ def playground_handler(body: str) -> Handler:
 
 def add_routes(app: web.Application) -> None:
     """``GET /`` (the playground, rendered once: it only depends on the config) and ``/static/``."""
-    page = playground_page(app[keys.CONFIG].auth.mode, __version__)
+    page = playground_page(app[appkeys.CONFIG].auth.mode, __version__)
     app.router.add_get("/", playground_handler(page))
     app.router.add_get(STATIC_PREFIX + "/{name}", static_handler(load_static_files()))

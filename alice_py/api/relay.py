@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api.dialects import ClientKeyGuard, authorization_value, matches_any, resolve_model
 from alice_py.config import Config
 from alice_py.errors import AliceError, AuthFailed, BadRequest
@@ -84,8 +84,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
         raise BadRequest('A JSON body with "messages" is required')
     model = string_field(data, "model")
     messages = read_messages(data)
-    models = request.app[keys.CONFIG].models
-    answer = await request.app[keys.SERVICE].one_off_chat(
+    models = request.app[appkeys.CONFIG].models
+    answer = await request.app[appkeys.SERVICE].one_off_chat(
         messages, model=resolve_model(models, model) if model else None, stream=True, admit=admission(request)
     )
     return await stream_answer(request, answer, NDJSON)
@@ -117,8 +117,8 @@ def relay_error(request: web.Request, error: AliceError) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    cfg = app[keys.CONFIG]
+    cfg = app[appkeys.CONFIG]
     app.router.add_post(PATH, chat)
-    app[keys.AUTH_TABLE].protect(PATH, relay_guard(cfg))
-    app[keys.ERROR_FORMATTERS].register(PATH, relay_error)
-    app[keys.CORS].credentialed(PATH)
+    app[appkeys.AUTH_TABLE].protect(PATH, relay_guard(cfg))
+    app[appkeys.ERROR_FORMATTERS].register(PATH, relay_error)
+    app[appkeys.CORS].credentialed(PATH)

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api.dialects import ClientKeyGuard, discard_unanswered, json_response, resolve_model
 from alice_py.engine.answer import Answer
 from alice_py.engine.presets import Kind
@@ -100,14 +100,14 @@ async def send_message(request: web.Request) -> web.Response:
     conv_id = text_field(fields, "conversation_id")
     parent_id = text_field(fields, "parent_message_id")
     milliseconds = timeout_ms(fields)
-    service = request.app[keys.SERVICE]
+    service = request.app[appkeys.SERVICE]
     if conv_id is not None:
         answer = await service.ask(conv_id, prompt, parent_id=parent_id, admit=admission(request))
         return _reply(await _answer(answer, milliseconds), answer)
     if parent_id is not None:
         raise BadRequest("parent_message_id needs the conversation_id it belongs to")
     model = text_field(fields, "model")
-    models = request.app[keys.CONFIG].models
+    models = request.app[appkeys.CONFIG].models
     conv = await service.create(Kind.TURBO, model=resolve_model(models, model) if model else None)
     started: Answer | None = None
     try:
@@ -132,6 +132,6 @@ def sendmessage_error(request: web.Request, error: AliceError) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post(PATH, send_message)
     app.router.add_post(ACCESS_TOKEN_PATH, get_access_token)
-    app[keys.AUTH_TABLE].protect(PATH, ClientKeyGuard(app[keys.CONFIG]))
-    app[keys.ERROR_FORMATTERS].register(PATH, sendmessage_error)
-    app[keys.ERROR_FORMATTERS].register(ACCESS_TOKEN_PATH, sendmessage_error)
+    app[appkeys.AUTH_TABLE].protect(PATH, ClientKeyGuard(app[appkeys.CONFIG]))
+    app[appkeys.ERROR_FORMATTERS].register(PATH, sendmessage_error)
+    app[appkeys.ERROR_FORMATTERS].register(ACCESS_TOKEN_PATH, sendmessage_error)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.db.health import DatabaseHealth, watch
 from alice_py.db.writer_lock import WriterLock, writer_lock
 from alice_py.store.memory import MemoryStore
@@ -20,9 +20,9 @@ from alice_py.store.saver import stop_task, write_behind
 
 async def persistence_ctx(app: web.Application) -> AsyncIterator[None]:
     """Take the writer lock (memory store), load, then save and check while running."""
-    cfg = app[keys.CONFIG]
-    engine = app[keys.DB_ENGINE]
-    saver = app[keys.SAVER]
+    cfg = app[appkeys.CONFIG]
+    engine = app[appkeys.DB_ENGINE]
+    saver = app[appkeys.SAVER]
     # With a shared store (Redis) every instance writes the database; with the memory
     # store this one must be the only writer (``db.writer_lock``).
     own = isinstance(saver.store, MemoryStore)
@@ -34,7 +34,7 @@ async def persistence_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     try:
         await health.check()
-        app[keys.DB_HEALTH] = health
+        app[appkeys.DB_HEALTH] = health
         await saver.load()
         tasks.append(asyncio.create_task(watch(health, cfg.database.check_interval), name="db-health"))
         interval = cfg.conversations.write_behind

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.config import AuthConfig
 from alice_py.errors import AuthFailed
 from alice_py.web.replay import Clock, Throttled
@@ -84,7 +84,7 @@ class AliceAuth:
         ):
             raise AuthFailed()
         # Looked up per request: a shared (Redis) set may replace the in-memory one at startup.
-        if not await request.app[keys.REPLAY_GUARD].first_use(nonce):
+        if not await request.app[appkeys.REPLAY_GUARD].first_use(nonce):
             self._warn_reuse()
             raise AuthFailed(UUID_REUSED)
 
@@ -144,6 +144,6 @@ async def check_credentials(request: web.Request) -> None:
     middleware, ``web.middlewares``, after preflights and inside the error handling.)"""
     # Unknown paths and methods answer 404/405 as usual: nothing there to protect.
     if request.match_info.http_exception is None:
-        guard = request.app[keys.AUTH_TABLE].guard_for(request)
+        guard = request.app[appkeys.AUTH_TABLE].guard_for(request)
         if guard is not None:
             await guard(request)

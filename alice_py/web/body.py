@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.errors import AliceError, BadRequest
 
 T = TypeVar("T")
@@ -43,7 +43,7 @@ class MalformedBody(BadRequest):
 
 
 async def _in_time(request: web.Request, reading: Awaitable[T]) -> T:
-    seconds = request.app[keys.CONFIG].server.body_timeout
+    seconds = request.app[appkeys.CONFIG].server.body_timeout
     try:
         async with asyncio.timeout(seconds):
             return await reading

@@ -4,7 +4,7 @@ Domain code raises ``AliceError``; the error middleware (``web.middlewares``) fi
 formatter registered for the longest matching path prefix and lets it build the
 response. Every dialect module registers its own at ``add_routes`` time::
 
-    request.app[keys.ERROR_FORMATTERS].register("/v1", openai_error)
+    request.app[appkeys.ERROR_FORMATTERS].register("/v1", openai_error)
 
 Paths no dialect claimed get Alice's plain text. A formatter picks the status too
 (Alice's honours ``--compat-status``; zhuweiyou's answers 500 for everything), and
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.errors import AliceError, RateLimited
 from alice_py.request_ids import current_id
 
@@ -69,7 +69,7 @@ class ErrorFormatters:
 
 def error_status(request: web.Request, error: AliceError) -> int:
     """The correct status, or the Go original's with ``--compat-status``."""
-    return error.compat_status if request.app[keys.CONFIG].server.compat_status else error.status
+    return error.compat_status if request.app[appkeys.CONFIG].server.compat_status else error.status
 
 
 def safe_text(text: str) -> bytes:
@@ -101,7 +101,7 @@ def retry_after_seconds(seconds: float) -> str:
 
 def render_error(request: web.Request, error: AliceError) -> web.Response:
     """The dialect's response for ``error``, with ``Retry-After`` when it is a rate limit."""
-    response = request.app[keys.ERROR_FORMATTERS].for_path(request.path)(request, error)
+    response = request.app[appkeys.ERROR_FORMATTERS].for_path(request.path)(request, error)
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = retry_after_seconds(error.retry_after)
     return response

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Sequence
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.errors import AliceError, BadRequest, PayloadTooLarge
 from alice_py.failure_log import FailureLog, flushing
 from alice_py.request_ids import HEADER, RequestIds
@@ -62,7 +62,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    info = request.app[keys.REQUEST_IDS].begin(request.method, request.path)
+    info = request.app[appkeys.REQUEST_IDS].begin(request.method, request.path)
     try:
         missing = isinstance(request.match_info.http_exception, web.HTTPNotFound)
         if request.method == "OPTIONS" and not missing:
@@ -75,10 +75,10 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         response.headers[HEADER] = info.id
         return await answer_and_close(request, response)
     except AliceError as exc:
-        request.app[keys.FAILURE_LOG].service_error(exc)
+        request.app[appkeys.FAILURE_LOG].service_error(exc)
         response = render_error(request, exc)
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[keys.CONFIG].server.max_body
+        limit = request.app[appkeys.CONFIG].server.max_body
         response = render_error(
             request, PayloadTooLarge(f"Request body too large: at most {limit} bytes are accepted")
         )
@@ -87,11 +87,11 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         raise
     except ConnectionResetError:
         # The client went away while its body was being read: nobody will read this answer.
-        request.app[keys.FAILURE_LOG].client_gone()
+        request.app[appkeys.FAILURE_LOG].client_gone()
         response = render_error(request, BadRequest("The connection was lost while reading the request"))
     except asyncio.CancelledError:
         # handler_cancellation: the client went away (its transport is gone), or shutdown cancels.
-        request.app[keys.FAILURE_LOG].client_gone(transport_closed=request.transport is None)
+        request.app[appkeys.FAILURE_LOG].client_gone(transport_closed=request.transport is None)
         raise
     except Exception:
         log.exception("unexpected error in %s (request id %s)", info.route, info.id)
@@ -167,21 +167,21 @@ class CorsHeaders:
 
 
 async def failure_log_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with flushing(app[keys.FAILURE_LOG]):
+    async with flushing(app[appkeys.FAILURE_LOG]):
         yield
 
 
 def install(app: web.Application) -> None:
     """The shared state (error formats, auth table, replay set, rate limiter, request ids,
     failure log) and the pipeline."""
-    cfg = app[keys.CONFIG]
-    app[keys.REQUEST_IDS] = RequestIds()
-    app[keys.FAILURE_LOG] = FailureLog()
+    cfg = app[appkeys.CONFIG]
+    app[appkeys.REQUEST_IDS] = RequestIds()
+    app[appkeys.FAILURE_LOG] = FailureLog()
     app.cleanup_ctx.append(failure_log_ctx)
-    app[keys.ERROR_FORMATTERS] = ErrorFormatters(plain_text_error)
-    app[keys.AUTH_TABLE] = AuthTable()
-    app[keys.REPLAY_GUARD] = memory_replay_guard(cfg)
-    app[keys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute, cfg.limits.per_client)
+    app[appkeys.ERROR_FORMATTERS] = ErrorFormatters(plain_text_error)
+    app[appkeys.AUTH_TABLE] = AuthTable()
+    app[appkeys.REPLAY_GUARD] = memory_replay_guard(cfg)
+    app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute, cfg.limits.per_client)
     app.middlewares.append(api_middleware)
-    app[keys.CORS] = CorsHeaders(cfg.server.cors_origins)
-    app.on_response_prepare.append(app[keys.CORS])
+    app[appkeys.CORS] = CorsHeaders(cfg.server.cors_origins)
+    app.on_response_prepare.append(app[appkeys.CORS])

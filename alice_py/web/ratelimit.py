@@ -31,7 +31,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.errors import RateLimited
 from alice_py.web.auth import CLIENT_KEY
 
@@ -118,12 +118,12 @@ def client_identity(request: web.Request) -> str:
     if key:
         return "key:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     # Behind a proxy listed in [server] trusted_proxies, the address it forwards for.
-    return "addr:" + request.app[keys.TRUSTED_PROXIES].client_address(request)
+    return "addr:" + request.app[appkeys.TRUSTED_PROXIES].client_address(request)
 
 
 def admission(request: web.Request, *, model_call: bool = True) -> Admit:
     """The hook that counts this request's model call (or new conversation) when awaited."""
-    limiter = request.app[keys.RATE_LIMITER]
+    limiter = request.app[appkeys.RATE_LIMITER]
     # The identity is worked out only where a per-client limit needs it (a digest per call).
-    client = client_identity(request) if request.app[keys.CONFIG].limits.per_client else ""
+    client = client_identity(request) if request.app[appkeys.CONFIG].limits.per_client else ""
     return functools.partial(limiter.acquire, client, model_call=model_call)

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.errors import AliceError
 from alice_py.failure_log import FailureLog
 from alice_py.request_ids import HEADER, current_id
@@ -141,7 +141,7 @@ async def stream_answer(
     answer from a fast upstream), and the end of the stream with the last chunk: a
     20-piece answer that arrives at once costs 2 writes, not 22 (docs/performance.md).
     """
-    failures = request.app[keys.FAILURE_LOG]
+    failures = request.app[appkeys.FAILURE_LOG]
     try:
         first = await answer.next_batch()
         response = AnswerStream(headers=fmt.headers)

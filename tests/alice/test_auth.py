@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.web.auth import UUID_REUSED, AliceAuth
 from alice_py.web.replay import MemoryReplayGuard, memory_replay_guard
 from tests.alice.conftest import SECRET, MakeClient
@@ -115,7 +115,7 @@ async def test_reused_uuids_are_logged_at_most_once_a_minute_naming_the_setting(
     clock = Clock()
 
     def clocked_auth(app: web.Application) -> None:
-        app[keys.AUTH_TABLE].protect("/chatgpt", AliceAuth(app[keys.CONFIG].auth, clock=clock))
+        app[appkeys.AUTH_TABLE].protect("/chatgpt", AliceAuth(app[appkeys.CONFIG].auth, clock=clock))
 
     client = await make_client(setup=clocked_auth, auth={"mode": "normal"})
     headers = normal_auth(SECRET)
@@ -164,7 +164,7 @@ async def test_a_full_strict_set_forgets_the_oldest_and_logs_it_folded(
     clock = Clock()
 
     def small_set(app: web.Application) -> None:
-        app[keys.REPLAY_GUARD] = memory_replay_guard(app[keys.CONFIG], capacity=2, clock=clock)
+        app[appkeys.REPLAY_GUARD] = memory_replay_guard(app[appkeys.CONFIG], capacity=2, clock=clock)
 
     client = await make_client(setup=small_set, auth={"mode": "normal"})
     first, second, third = normal_auth(SECRET), normal_auth(SECRET), normal_auth(SECRET)

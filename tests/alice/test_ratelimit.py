@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.errors import RateLimited
 from alice_py.fake import FakeState
 from alice_py.web.ratelimit import SlidingWindowLimiter
@@ -56,7 +56,7 @@ async def test_zero_is_no_limit() -> None:
 
 def limited_app(clock: Clock, per_minute: int, per_client: int = 0) -> Callable[[web.Application], None]:
     def setup(app: web.Application) -> None:
-        app[keys.RATE_LIMITER] = SlidingWindowLimiter(per_minute, per_client, clock=clock)
+        app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(per_minute, per_client, clock=clock)
 
     return setup
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.fake import FakeState
 from alice_py.web.ratelimit import SlidingWindowLimiter
 from tests.alice.conftest import SECRET, MakeClient
@@ -27,7 +27,7 @@ async def test_a_prompt_over_the_limit_is_refused_at_create(make_client: MakeCli
         assert (await client.post(path, data="é" * 51)).status == 413, path  # 102 bytes of UTF-8
     role_play = {"human_name": "h", "ai_name": "a", "prompt": "p" * 101}
     assert (await client.post("/chatgpt/createRolePlay", json=role_play)).status == 413
-    assert await client.app[keys.STORE].count() == 0  # nothing kept
+    assert await client.app[appkeys.STORE].count() == 0  # nothing kept
     assert (await client.post("/chatgpt/createTurbo", data=orjson.dumps({"prompt": "p" * 100}))).status == 200
 
 
@@ -82,14 +82,14 @@ async def test_node_and_send_message_check_the_first_question(
     assert response.status == 500  # the dialect answers every failure so
     assert "more than the 200 allowed" in (await response.json())["message"]
     assert fake_state.requests == []
-    assert await client.app[keys.STORE].count() == 0  # the conversations made for them were dropped
+    assert await client.app[appkeys.STORE].count() == 0  # the conversations made for them were dropped
 
 
 async def test_creating_conversations_counts_against_the_client(make_client: MakeClient) -> None:
     clock = Clock()
 
     def setup(app: web.Application) -> None:
-        app[keys.RATE_LIMITER] = SlidingWindowLimiter(0, 3, clock=clock)
+        app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(0, 3, clock=clock)
 
     client = await make_client(setup, auth={"mode": "simple"}, limits={"per_client": 3})
     token = {"token": SECRET}
@@ -101,6 +101,6 @@ async def test_creating_conversations_counts_against_the_client(make_client: Mak
         "Too many requests from this client: try again later",
     )
     assert response.headers["Retry-After"] == "60"
-    assert await client.app[keys.STORE].count() == 3
+    assert await client.app[appkeys.STORE].count() == 3
     # A refused token is not this client, and is refused for auth before anything counts.
     assert (await client.post("/chatgpt/createTurbo", headers={"token": "wrong"})).status == 401

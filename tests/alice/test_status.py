@@ -8,7 +8,7 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.fake import FakeState
 from alice_py.web.ratelimit import SlidingWindowLimiter
 from tests.alice.conftest import MakeClient
@@ -45,7 +45,7 @@ async def test_auth_failed(make_client: MakeClient, compat: bool) -> None:
 
 async def test_rate_limit_hit(make_client: MakeClient, compat: bool) -> None:
     def one_per_minute(app: web.Application) -> None:
-        app[keys.RATE_LIMITER] = SlidingWindowLimiter(1, clock=lambda: 50.0)
+        app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(1, clock=lambda: 50.0)
 
     client = await make_client(setup=one_per_minute, server={"compat_status": compat})
     assert (await client.post("/chatgpt/summary", data=b"article")).status == 200

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api.admin_keys import FailureLimiter
 from alice_py.fake import FakeState
 from tests.dialects.conftest import ADMIN_PASSWORD, UPSTREAM_KEY, MakeClient
@@ -30,7 +30,7 @@ def clock() -> Clock:
 @pytest.fixture
 def with_clock(clock: Clock) -> Callable[[web.Application], None]:
     def setup(app: web.Application) -> None:
-        app[keys.ADMIN_FAILURES] = FailureLimiter(clock=clock)
+        app[appkeys.ADMIN_FAILURES] = FailureLimiter(clock=clock)
 
     return setup
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.failure_log import LOGGER, Failure, FailureLog
 from alice_py.fake import FakeState
 from tests.dialects.conftest import UPSTREAM_KEY, MakeClient
@@ -84,7 +84,7 @@ async def test_repeats_are_counted_once_a_minute(
     clock = Clock()
 
     def setup(app: web.Application) -> None:
-        app[keys.FAILURE_LOG] = FailureLog(clock=clock)
+        app[appkeys.FAILURE_LOG] = FailureLog(clock=clock)
 
     client = await make_client(setup)
     fake_state.fail_next("server_error", 5)

@@ -7,7 +7,7 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.fake import FakeState
 from alice_py.web.ratelimit import SlidingWindowLimiter
 from tests.dialects.conftest import CLIENT_KEY, SECRET, MakeClient
@@ -95,7 +95,7 @@ async def test_one_client_exhausted_another_still_served(make_client: MakeClient
     clock = Clock()
 
     def setup(app: web.Application) -> None:
-        app[keys.RATE_LIMITER] = SlidingWindowLimiter(0, 2, clock=clock)
+        app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(0, 2, clock=clock)
 
     client = await make_client(setup, **locked_down(per_client=2))
     body = orjson.dumps({"messages": MESSAGES})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api.admin_keys import FailureLimiter
 from alice_py.api.admin_page import session_secret
 from alice_py.errors import ConfigError
@@ -133,7 +133,7 @@ async def test_guessing_is_stopped_and_counts_with_the_admin_api(make_client: Ma
     clock = Clock()
 
     def setup(app: web.Application) -> None:
-        app[keys.ADMIN_FAILURES] = FailureLimiter(limit=3, window=60, clock=clock)
+        app[appkeys.ADMIN_FAILURES] = FailureLimiter(limit=3, window=60, clock=clock)
 
     client = await make_client(setup=setup, admin=ADMIN)
     csrf = await login_form(client)

@@ -8,7 +8,7 @@ import logging
 import pytest
 from aiohttp import web
 
-from alice_py import keys
+from alice_py import appkeys
 from alice_py.api.admin_keys import FailureLimiter
 from tests.pages.conftest import ADMIN_PASSWORD, MakeClient
 from tests.pages.test_admin_page import csrf_of, log_in, login_form
@@ -102,7 +102,7 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_guessing_bucket(
     clock = Clock()
 
     def setup(app: web.Application) -> None:
-        app[keys.ADMIN_FAILURES] = limiter(clock)
+        app[appkeys.ADMIN_FAILURES] = limiter(clock)
 
     proxies = {"trusted_proxies": ("127.0.0.0/8", "10.0.0.2")}
     client = await make_client(setup=setup, admin=ADMIN, server=proxies)
@@ -119,7 +119,7 @@ async def test_without_trusted_proxies_forwarded_for_is_ignored(make_client: Mak
     clock = Clock()
 
     def setup(app: web.Application) -> None:
-        app[keys.ADMIN_FAILURES] = limiter(clock)
+        app[appkeys.ADMIN_FAILURES] = limiter(clock)
 
     client = await make_client(setup=setup, admin=ADMIN)
     csrf = await login_form(client)

@@ -1,4 +1,8 @@
-"""Typed application state (aiohttp's ``web.AppKey``): no string keys, no globals."""
+"""Typed application state (aiohttp's ``web.AppKey``): no string keys, no globals.
+
+It imports nothing of ours at run time (the types only under ``TYPE_CHECKING``), so any
+module may import it without joining an import cycle.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,12 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from alice_py.config import Config
-
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from alice_py.api.admin_keys import FailureLimiter
     from alice_py.api.admin_page import AdminSessions
+    from alice_py.config import Config
     from alice_py.db.health import DatabaseHealth
     from alice_py.db.keys import KeyRepository
     from alice_py.db.shares import ShareRepository
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from alice_py.web.ratelimit import RateLimiter
     from alice_py.web.replay import ReplayGuard
 
-CONFIG = web.AppKey("config", Config)
+CONFIG: web.AppKey[Config] = web.AppKey("config")
 STARTED_AT = web.AppKey("started_at", float)
 UPSTREAM_BASE_URL = web.AppKey("upstream_base_url", str)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
