@@ -77,6 +77,10 @@ def _serve_parser(sub: Any) -> None:
     )
     p.add_argument("--compat-status", action="store_true", default=None, help="the original's status codes")
     p.add_argument("--demo", action="store_true", default=None, help="answer from the built-in demo model")
+    p.add_argument(
+        "--workers", type=int, metavar="N",
+        help="serving processes on the one port, supervised by this one (1; more need the Redis store)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING … (INFO)")
 
 
@@ -112,6 +116,7 @@ def flags_layer(args: argparse.Namespace) -> config.Layer:
         "auto_remove_keys": ("upstream", "auto_remove_keys"),
         "compat_status": ("server", "compat_status"),
         "demo": ("upstream", "demo"),
+        "workers": ("server", "workers"),
     }
     layer: config.Layer = {}
     for attr, (section, key) in mapping.items():

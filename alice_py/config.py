@@ -37,6 +37,7 @@ class ServerConfig:
     access_log: bool = False
     body_timeout: float = 30.0
     trusted_proxies: tuple[str, ...] = ()
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +331,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             "conversations store 'redis' is not available yet: this version keeps live "
             "conversations in memory only; remove the setting (or set store = \"memory\")"
+        )
+    if cfg.server.workers < 1:
+        raise ConfigError(f"server workers must be 1 or more, got {cfg.server.workers}")
+    if cfg.server.workers > 1 and cfg.conversations.store == "memory":
+        raise ConfigError(
+            f"{cfg.server.workers} workers need the shared Redis store: set [conversations] "
+            'store = "redis" (and redis_url), or run one worker (the memory store is one process\'s)'
         )
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"port must be between 1 and 65535, got {cfg.server.port}")

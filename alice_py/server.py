@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import gc
 import logging
 import os
@@ -44,6 +45,7 @@ from alice_py.app import create_app
 from alice_py.config import Config, mask_url
 from alice_py.errors import ConfigError
 from alice_py.exposure import open_doors
+from alice_py.supervisor import START_FAILED, Supervisor
 from alice_py.web import accesslog
 
 log = logging.getLogger("alice_py")
@@ -181,20 +183,38 @@ class StopSignals:
             with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C still ends the loop
                 loop.add_signal_handler(signum, self._received, signum)
 
+    def watch_supervisor(self, loop: asyncio.AbstractEventLoop, pipe: int) -> None:
+        """A worker's pipe from its supervisor (``alice_py.supervisor``) ends only when the
+        supervisor is gone: then stop gracefully, as on SIGTERM, rather than serve unsupervised."""
+
+        def readable() -> None:
+            if os.read(pipe, 64):
+                return
+            loop.remove_reader(pipe)
+            if not self.stop.is_set():
+                log.warning("the supervisor is gone: finishing the answers in progress, then stopping")
+                self.stop.set()
+
+        loop.add_reader(pipe, readable)
+
     def remove(self, loop: asyncio.AbstractEventLoop) -> None:
         for signum in self.SIGNALS:
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(signum)
 
 
-async def run(app: web.Application, cfg: Config, sockets: list[socket.socket]) -> None:
-    """Serve ``app`` on ``sockets`` (already bound: ``listen``) until SIGTERM/SIGINT, then shut
-    down gracefully (see the module's doc)."""
+async def run(
+    app: web.Application, cfg: Config, sockets: list[socket.socket], supervisor_pipe: int | None = None
+) -> None:
+    """Serve ``app`` on ``sockets`` (already bound: ``listen``) until SIGTERM/SIGINT (or, in a
+    worker, until its supervisor is gone), then shut down gracefully (see the module's doc)."""
     in_flight = InFlight()
     app.middlewares.insert(0, in_flight.middleware)  # outermost: sees every request
     loop = asyncio.get_running_loop()
     signals = StopSignals()
     signals.install(loop)
+    if supervisor_pipe is not None:
+        signals.watch_supervisor(loop, supervisor_pipe)
     # handler_cancellation: a client that leaves while the model is still thinking
     # cancels its answer at once (web.sse), instead of at the first write.
     runner = web.AppRunner(
@@ -236,10 +256,25 @@ def serve(cfg: Config) -> int:
             log.info("%s", line)
         for door in open_doors(cfg):  # a public address: what it leaves open (alice_py.exposure)
             log.warning("%s", door)
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(run(create_app(cfg), cfg, sockets))
+        if cfg.server.workers > 1:
+            status = Supervisor(cfg.server.workers, sockets, functools.partial(_worker, cfg, sockets)).run()
+        else:
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(run(create_app(cfg), cfg, sockets))
+            status = 0
     finally:
         for sock in sockets:
             sock.close()
     log.info("stopped")
+    return status
+
+
+def _worker(cfg: Config, sockets: list[socket.socket], number: int, supervisor_pipe: int) -> int:
+    """One serving process of ``--workers N`` (forked by ``alice_py.supervisor``)."""
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(run(create_app(cfg), cfg, sockets, supervisor_pipe))
+    except ConfigError as exc:
+        log.error("worker %d cannot start: %s", number, exc)
+        return START_FAILED
     return 0
