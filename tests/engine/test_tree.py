@@ -6,6 +6,7 @@ import re
 import sys
 
 import pytest
+import shortuuid
 
 from alice_py import ids
 from alice_py.engine.presets import Kind
@@ -100,3 +101,10 @@ def test_message_ids_are_opaque_22_character_strings() -> None:
     drawn = [ids.new_message_id() for _ in range(1000)]
     assert all(len(i) == 22 and i.isalnum() for i in drawn)
     assert len(set(drawn)) == len(drawn)
+
+
+def test_message_ids_are_shortuuids_spread_over_the_whole_alphabet() -> None:
+    alphabet = shortuuid.ShortUUID()
+    drawn = [ids.new_message_id() for _ in range(1000)]
+    assert all(alphabet.encode(alphabet.decode(i), pad_length=22) == i for i in drawn)
+    assert set("".join(drawn)) == set(alphabet.get_alphabet())
