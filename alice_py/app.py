@@ -34,6 +34,7 @@ from alice_py.db.conversations import ConversationRepository
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
 from alice_py.engine.service import ConversationService
+from alice_py.redis_client import redis_ctx
 from alice_py.store.durable import DurableStore
 from alice_py.store.lifecycle import persistence_ctx
 from alice_py.store.memory import MemoryStore
@@ -141,6 +142,7 @@ def create_app(cfg: Config) -> web.Application:
         http_session_ctx,
         database_ctx,
         upstream_ctx,
+        redis_ctx,
         engine_ctx,
         persistence_ctx,
     ]

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from alice_py.api.admin_keys import FailureLimiter
@@ -69,3 +70,7 @@ FAILURE_LOG: web.AppKey[FailureLog] = web.AppKey("failure_log")
 """One folded log line per failure (``alice_py.failure_log``)."""
 TRUSTED_PROXIES: web.AppKey[TrustedProxies] = web.AppKey("trusted_proxies")
 """``[server] trusted_proxies``: the client address and scheme behind them (``web.proxies``)."""
+REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
+"""The process's one Redis connection pool (``redis_client.redis_ctx``); present only with
+``[conversations] store = "redis"``. Every shared-state part (live store, replay record,
+rate limits, key pool state) uses this one."""
