@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -108,3 +109,19 @@ def test_message_ids_are_shortuuids_spread_over_the_whole_alphabet() -> None:
     drawn = [ids.new_message_id() for _ in range(1000)]
     assert all(alphabet.encode(alphabet.decode(i), pad_length=22) == i for i in drawn)
     assert set("".join(drawn)) == set(alphabet.get_alphabet())
+
+
+def test_a_forked_worker_never_draws_its_parents_ids() -> None:
+    ids.new_message_id()  # the parent now holds a block of random bytes
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write_end, " ".join(ids.new_message_id() for _ in range(20)).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        child = set(pipe.read().split())
+    parent = {ids.new_message_id() for _ in range(20)}
+    assert len(child) == 20
+    assert not child & parent
