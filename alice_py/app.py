@@ -34,7 +34,6 @@ from alice_py.db.conversations import ConversationRepository
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
 from alice_py.engine.service import ConversationService
-from alice_py.redis_client import redis_ctx
 from alice_py.store.durable import DurableStore
 from alice_py.store.lifecycle import persistence_ctx
 from alice_py.store.memory import MemoryStore
@@ -109,6 +108,27 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await client.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With ``[conversations] store = "redis"``: the process's one pool, as ``appkeys.REDIS``.
+
+    Not connected here: a Redis that is down at start-up is reported by ``/readyz`` and by
+    the routes that need it (503), and the service recovers when it comes back. Imported
+    only then: redis-py loads ``cryptography``, which the memory store has no use for.
+    """
+    cfg = app[appkeys.CONFIG]
+    if cfg.conversations.store != "redis":
+        yield
+        return
+    from alice_py.redis_client import open_redis
+
+    client = open_redis(cfg.conversations.redis_url)
+    app[appkeys.REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -8,20 +8,18 @@ parser, which matters on the chat path.
 Timeouts are short on purpose: Redis answers in well under a millisecond on a healthy
 network, so a call that takes seconds means Redis is down, and the route that needed
 it should say so (503) rather than hang with the client.
+
+Only the Redis store's process imports this module (``app.redis_ctx`` imports it late):
+redis-py brings ``cryptography`` with it, which a memory-store process has no use for.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import redis.asyncio as aioredis
-from aiohttp import web
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-
-from alice_py import appkeys
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 """What a Redis call raises when Redis is down, slow or restarting."""
@@ -59,21 +57,3 @@ def describe_url(url: str) -> str:
     port = f":{parts.port}" if parts.port else ""
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return parts._replace(netloc=f"{user}{host}{port}").geturl()
-
-
-async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    """With ``[conversations] store = "redis"``: the process's one pool, as ``appkeys.REDIS``.
-
-    Not connected here: a Redis that is down at start-up is reported by ``/readyz`` and by
-    the routes that need it (503), and the service recovers when it comes back.
-    """
-    cfg = app[appkeys.CONFIG]
-    if cfg.conversations.store != "redis":
-        yield
-        return
-    client = open_redis(cfg.conversations.redis_url)
-    app[appkeys.REDIS] = client
-    try:
-        yield
-    finally:
-        await client.aclose()

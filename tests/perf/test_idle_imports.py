@@ -29,6 +29,7 @@ NOT_WHEN_SERVING = (
     "mako",
     "pygments",
     "cryptography",
+    "redis",  # the Redis store's client only: it loads cryptography too
     "aiohttp_session.cookie_storage",
     "sqlalchemy.dialects.postgresql",
 )
