@@ -292,3 +292,25 @@ async def test_at_1280_px_the_side_list_sits_beside_the_chat(browser: Browser, s
         await page.screenshot(path=str(ARTIFACTS / "playground-1280.png"))
     finally:
         await context.close()
+
+
+async def test_stop_during_regenerate_keeps_the_partial_text_and_the_earlier_answer(
+    page: Page, serve: Serve
+) -> None:
+    served = await serve()
+    await page.goto(served.url + "/")
+    await ask(page, "tell me more about the weather today")
+    served.fake.state.chunk_delay = 0.2
+    await page.click("#regenerate")
+    answer = message(page, 1)
+    await expect(answer.locator(".rich")).to_contain_text("Demo")
+    await page.click("#stop")
+    await expect(answer).to_have_class("msg ai stopped")
+    assert "today" not in await answer.locator(".rich").inner_text()
+    await expect(answer.locator(".stopped-note")).to_contain_text("the earlier answer is still there")
+    # The server has no second answer: after a reload the earlier one is back, with no pager.
+    await page.reload()
+    await expect(message(page, 1).locator(".rich")).to_have_text(
+        CHAT_PREFIX + "tell me more about the weather today"
+    )
+    await expect(message(page, 1).locator(".pos")).to_have_count(0)
