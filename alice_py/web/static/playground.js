@@ -287,7 +287,9 @@
     const note = document.createElement("div");
     note.className = "stopped-note";
     note.textContent = `Stopped. The server kept the conversation as it was before ${what}; this partial answer is only on this page.`;
+    const stick = nearBottom();
     view.el.append(note);
+    if (stick) log.scrollTop = log.scrollHeight;
   }
 
   // --- the tree (POST /chatgpt/tree, docs/tree.md) -------------------------------------------------
