@@ -1,8 +1,10 @@
 """The browser side's routes: the playground at ``/`` and its files under ``/static/``.
 
-The static files are the package's ``web/static`` folder, read once when the routes
-are added (a few kilobytes), served from memory with an ``ETag`` so browsers revalidate
-cheaply. Only the files found there exist: a name is a dictionary key, never a path.
+The static files are the package's ``web/static`` folder and its ``vendor/`` subfolder (the
+released third-party files the playground loads), read once when the routes are added (about
+a hundred kilobytes), served from memory with an ``ETag`` so browsers revalidate cheaply. Only
+the files found there exist: a name (``app.css``, ``vendor/purify.min.js``) is a dictionary key,
+never a path.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from alice_py import __version__, appkeys
 from alice_py.web.pages import html_response, playground_page
 
 STATIC_PREFIX = "/static"
+STATIC_SUBFOLDERS = ("vendor",)
 CONTENT_TYPES = {
     ".css": "text/css",
     ".js": "text/javascript",
     ".svg": "image/svg+xml",
     ".png": "image/png",
     ".ico": "image/x-icon",
+    ".txt": "text/plain",
 }
 """By suffix, fixed here rather than guessed from the host's mime.types."""
 
@@ -37,14 +41,17 @@ class StaticFile:
 
 
 def load_static_files() -> dict[str, StaticFile]:
-    folder = resources.files("alice_py.web").joinpath("static")
+    root = resources.files("alice_py.web").joinpath("static")
+    folders = [("", root), *((f"{name}/", root.joinpath(name)) for name in STATIC_SUBFOLDERS)]
     files: dict[str, StaticFile] = {}
-    for entry in folder.iterdir():
-        if not entry.is_file() or entry.name.startswith("."):
-            continue
-        body = entry.read_bytes()
-        content_type = CONTENT_TYPES.get(PurePath(entry.name).suffix, "application/octet-stream")
-        files[entry.name] = StaticFile(body, content_type, f'"{hashlib.sha256(body).hexdigest()[:20]}"')
+    for prefix, folder in folders:
+        for entry in folder.iterdir():
+            if not entry.is_file() or entry.name.startswith("."):
+                continue
+            body = entry.read_bytes()
+            content_type = CONTENT_TYPES.get(PurePath(entry.name).suffix, "application/octet-stream")
+            etag = f'"{hashlib.sha256(body).hexdigest()[:20]}"'
+            files[prefix + entry.name] = StaticFile(body, content_type, etag)
     return files
 
 
@@ -75,4 +82,6 @@ def add_routes(app: web.Application) -> None:
     """``GET /`` (the playground, rendered once: it only depends on the config) and ``/static/``."""
     page = playground_page(app[appkeys.CONFIG].auth.mode, __version__)
     app.router.add_get("/", playground_handler(page))
-    app.router.add_get(STATIC_PREFIX + "/{name}", static_handler(load_static_files()))
+    subfolder = "|".join(STATIC_SUBFOLDERS)
+    route = STATIC_PREFIX + f"/{{name:(?:(?:{subfolder})/)?[^/]+}}"
+    app.router.add_get(route, static_handler(load_static_files()))

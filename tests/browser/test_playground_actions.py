@@ -1,5 +1,6 @@
 """The playground's other buttons in Chromium: answers appear piece by piece, regenerate, rollback,
-context, a reload that brings the conversation back, the non-streaming kinds, Stop."""
+context, a reload that brings the conversation back, the non-streaming kinds, Stop (the partial
+answer stays on screen, marked)."""
 
 from __future__ import annotations
 
@@ -85,16 +86,33 @@ async def test_the_non_streaming_kinds_answer_too(page: Page, serve: Serve, kind
     await expect(page.locator("#kind")).to_be_disabled()  # a conversation keeps its kind
 
 
-async def test_stop_leaves_the_conversation_as_it_was(page: Page, serve: Serve) -> None:
+async def test_stop_keeps_the_partial_answer_and_the_conversation_as_it_was(page: Page, serve: Serve) -> None:
     served = await serve()
     await page.goto(served.url + "/")
     await ask(page, "kept")
     served.fake.state.chunk_delay = 0.2
     await page.fill("#input", "interrupted question here")
     await page.press("#input", "Enter")
-    await expect(page.locator("article.msg.ai").last).to_contain_text("Demo")
+    answer = page.locator("article.msg.ai").last
+    await expect(answer).to_contain_text("Demo")
     await page.click("#stop")
-    await expect(page.locator("article.msg")).to_have_count(2)
-    await expect(page.locator("#input")).to_have_value("interrupted question here")
+    # What arrived stays on screen, marked, and the page says the server dropped the turn.
+    await expect(answer).to_have_class("msg ai stopped")
+    assert (await answer.locator(".rich").inner_text()).startswith("Demo")
+    assert "here" not in await answer.locator(".rich").inner_text()
+    await expect(answer.locator(".stopped-note")).to_contain_text(
+        "The server kept the conversation as it was before this question"
+    )
+    await expect(page.locator("article.msg")).to_have_count(4)
+    await expect(page.locator("#input")).to_have_value("interrupted question here")  # to send again
     await page.click("#context")
     assert "interrupted" not in await page.locator("#context-text").inner_text()
+    await page.click("#context-dialog button")
+    # The next turn shows the conversation as the server has it: the stopped turn is gone.
+    served.fake.state.chunk_delay = 0
+    await page.fill("#input", "next")
+    await page.press("#input", "Enter")
+    await expect(page.locator("article.msg .rich")).to_have_text(
+        ["kept", CHAT_PREFIX + "kept", "next", CHAT_PREFIX + "next"]
+    )
+    await expect(page.locator("article.msg.stopped")).to_have_count(0)

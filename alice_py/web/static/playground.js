@@ -1,5 +1,7 @@
-// The alice-py playground: a small frontend of the Alice API (/chatgpt/*), no build step.
-// Every text from the user or the model goes into the page through textContent, never innerHTML.
+// The alice-py playground: a small frontend of the Alice API (/chatgpt/*) and its tree routes
+// (docs/tree.md), no build step. What the user typed goes into the page through textContent; what
+// the model wrote only through markdown.js (marked, then DOMPurify). The side list's storage is
+// history.js. The page shows the path to the conversation's current leaf, as the server has it.
 "use strict";
 
 (() => {
@@ -14,7 +16,9 @@
     gpt3: { path: "chatgpt/create", body: (prompt) => prompt },
   };
 
-  const state = { conv: null, messages: [], busy: false, abort: null };
+  // conv: {id, kind} of the open conversation; tree: its last known tree (indexTree); messages: the
+  // views on screen (role, text, el, body, node: the tree's message, null while being answered).
+  const state = { conv: null, tree: null, messages: [], busy: false, abort: null };
 
   // --- settings -----------------------------------------------------------------------------------
 
@@ -155,60 +159,7 @@
     throw new ApiError(502, "The answer stream ended early.");
   }
 
-  // --- Markdown-ish rendering: ``` fences as <pre><code>, `inline code`, line breaks kept ---------
-
-  const FENCE = /^ {0,3}(`{3,})[ \t]*([^`]*)$/;
-
-  function blocks(text) {
-    const out = [];
-    let lines = [];
-    let fence = null;
-    let lang = "";
-    for (const line of text.replace(/\r\n/g, "\n").split("\n")) {
-      const m = FENCE.exec(line);
-      if (fence === null && m) {
-        out.push({ code: false, body: lines.join("\n") });
-        [lines, fence, lang] = [[], m[1], m[2].trim()];
-      } else if (fence !== null && m && m[1].length >= fence.length && !m[2].trim()) {
-        out.push({ code: true, lang, body: lines.join("\n") });
-        [lines, fence] = [[], null];
-      } else {
-        lines.push(line);
-      }
-    }
-    out.push({ code: fence !== null, lang, body: lines.join("\n") });
-    return out;
-  }
-
-  function renderRich(el, text) {
-    const frag = document.createDocumentFragment();
-    for (const block of blocks(text)) {
-      if (block.code) {
-        const pre = document.createElement("pre");
-        const lang = block.lang.split(/\s+/)[0];
-        if (/^[\w+#.-]{1,30}$/.test(lang)) pre.dataset.lang = lang;
-        const code = document.createElement("code");
-        code.textContent = block.body;
-        pre.append(code);
-        frag.append(pre);
-      } else if (block.body.trim()) {
-        const p = document.createElement("p");
-        block.body.replace(/^\n+|\n+$/g, "").split(/`([^`\n]+)`/).forEach((part, i) => {
-          if (i % 2) {
-            const code = document.createElement("code");
-            code.textContent = part;
-            p.append(code);
-          } else if (part) {
-            p.append(document.createTextNode(part));
-          }
-        });
-        frag.append(p);
-      }
-    }
-    el.replaceChildren(frag);
-  }
-
-  // --- the transcript -----------------------------------------------------------------------------
+  // --- the transcript: the path from the root to the current leaf -------------------------------
 
   const log = $("log");
 
@@ -216,7 +167,19 @@
     return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
   }
 
-  function addMessage(role, text) {
+  // A question is shown as the person typed it; an answer as Markdown, through the sanitizer.
+  function renderBody(view) {
+    if (view.role === "ai") {
+      window.aliceMarkdown.render(view.body, view.text);
+      return;
+    }
+    const p = document.createElement("p");
+    p.textContent = view.text;
+    view.body.replaceChildren(p);
+  }
+
+  // One message on screen. ``node`` is its message in the tree (absent while it is being answered).
+  function addMessage(role, text, node = null) {
     const el = document.createElement("article");
     el.className = `msg ${role}`;
     const who = document.createElement("div");
@@ -225,25 +188,29 @@
     const body = document.createElement("div");
     body.className = "rich";
     el.append(who, body);
-    const message = { role, text, el, body };
-    state.messages.push(message);
+    const view = { role, text, el, body, node };
+    if (node) {
+      el.dataset.id = node.id;
+      el.append(messageTools(view));
+    }
+    state.messages.push(view);
     $("empty").hidden = true;
     log.append(el);
-    setText(message, text);
+    setText(view, text);
     log.scrollTop = log.scrollHeight;
-    return message;
+    return view;
   }
 
-  function setText(message, text) {
+  function setText(view, text) {
     const stick = nearBottom();
-    message.text = text;
-    renderRich(message.body, text);
+    view.text = text;
+    renderBody(view);
     if (stick) log.scrollTop = log.scrollHeight;
   }
 
-  function removeMessage(message) {
-    message.el.remove();
-    state.messages = state.messages.filter((m) => m !== message);
+  function removeMessage(view) {
+    view.el.remove();
+    state.messages = state.messages.filter((m) => m !== view);
     $("empty").hidden = state.messages.length > 0;
   }
 
@@ -253,9 +220,46 @@
     $("empty").hidden = false;
   }
 
+  function button(label, className, onClick, title = "") {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = className;
+    b.textContent = label;
+    if (title) b.title = title;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  // Under each message: "‹ n/m ›" when it has siblings (an edited question, a regenerated answer),
+  // Edit on questions, and Fork from here.
+  function messageTools(view) {
+    const tools = document.createElement("div");
+    tools.className = "msg-tools";
+    const siblings = siblingsOf(view.node);
+    if (siblings.length > 1) {
+      const at = siblings.indexOf(view.node.id);
+      const pager = document.createElement("span");
+      pager.className = "pager";
+      const prev = button("‹", "prev", () => checkout(siblings[at - 1]), "Previous version");
+      const next = button("›", "next", () => checkout(siblings[at + 1]), "Next version");
+      prev.disabled = at === 0;
+      next.disabled = at === siblings.length - 1;
+      prev.dataset.keep = prev.disabled ? "off" : "";
+      next.dataset.keep = next.disabled ? "off" : "";
+      const pos = document.createElement("span");
+      pos.className = "pos";
+      pos.textContent = `${at + 1}/${siblings.length}`;
+      pager.append(prev, pos, next);
+      tools.append(pager);
+    }
+    if (view.role === "human") tools.append(button("Edit", "edit", () => startEdit(view), "Edit this question: a new branch"));
+    tools.append(button("Fork from here", "fork", () => fork(view.node.id), "A new conversation holding everything up to here"));
+    return tools;
+  }
+
   // Streaming re-renders at most once per frame, however fast the pieces arrive; cancel() drops
   // a frame still due, so that it cannot overwrite the final (or restored) text.
-  function frameRenderer(message) {
+  function frameRenderer(view) {
     let pending = "";
     let frame = 0;
     const render = (text) => {
@@ -263,7 +267,7 @@
       if (!frame) {
         frame = requestAnimationFrame(() => {
           frame = 0;
-          setText(message, pending);
+          setText(view, pending);
         });
       }
     };
@@ -272,6 +276,51 @@
       frame = 0;
     };
     return render;
+  }
+
+  // Stop: what arrived stays on screen, marked, until the next change redraws the tree; the
+  // server dropped the turn, and the page says so.
+  function markStopped(view, text, what) {
+    view.el.classList.remove("pending");
+    view.el.classList.add("stopped");
+    setText(view, text);
+    const note = document.createElement("div");
+    note.className = "stopped-note";
+    note.textContent = `Stopped. The server kept the conversation as it was before ${what}; this partial answer is only on this page.`;
+    const stick = nearBottom();
+    view.el.append(note);
+    if (stick) log.scrollTop = log.scrollHeight;
+  }
+
+  // --- the tree (POST /chatgpt/tree, docs/tree.md) -------------------------------------------------
+
+  function indexTree(json) {
+    const byId = new Map(json.messages.map((m) => [m.id, m]));
+    return { leaf: json.leaf, roots: json.roots, byId };
+  }
+
+  function pathOf(tree) {
+    const path = [];
+    for (let node = tree.leaf && tree.byId.get(tree.leaf); node; node = node.parent_id && tree.byId.get(node.parent_id)) {
+      path.push(node);
+    }
+    return path.reverse();
+  }
+
+  function siblingsOf(node) {
+    if (!state.tree) return [node.id];
+    return node.parent_id ? state.tree.byId.get(node.parent_id).children : state.tree.roots;
+  }
+
+  function showTree(json) {
+    state.tree = indexTree(json);
+    clearTranscript();
+    for (const node of pathOf(state.tree)) addMessage(node.role === "user" ? "human" : "ai", node.content, node);
+  }
+
+  async function loadTree(signal) {
+    const resp = await api("chatgpt/tree", { signal });
+    showTree(await resp.json());
   }
 
   // --- status line and buttons --------------------------------------------------------------------
@@ -297,15 +346,18 @@
       showSettings(true);
       if (settings.mode !== "none") $("secret").focus();
     }
-    if (err.status === 404 && state.conv && /conversation/.test(text)) {
+    if (err.status === 404 && state.conv && /conversation/i.test(text)) {
+      window.aliceHistory.remove(state.conv.id);
       forgetConversation();
+      clearTranscript();
       text += " (it expired: the next message starts a new one)";
     }
     notice(text, { error: true });
   }
 
   function refreshButtons() {
-    const ai = state.messages.length > 0 && state.messages[state.messages.length - 1].role === "ai";
+    const last = state.messages[state.messages.length - 1];
+    const ai = Boolean(last && last.role === "ai" && last.node);
     const idle = !state.busy;
     $("send").hidden = state.busy;
     $("stop").hidden = !state.busy;
@@ -315,10 +367,14 @@
     $("share").disabled = !(idle && state.conv && state.messages.length > 0);
     $("new-chat").disabled = state.busy;
     $("kind").disabled = state.busy || Boolean(state.conv);
+    $("kind").value = state.conv ? state.conv.kind : settings.kind;
     $("conv-label").textContent = state.conv ? `${state.conv.kind} · ${state.conv.id}` : "";
+    for (const b of log.querySelectorAll(".msg-tools button")) b.disabled = state.busy || b.dataset.keep === "off";
+    renderHistory();
   }
 
   async function busy(work) {
+    if (state.busy) return;
     state.busy = true;
     state.abort = new AbortController();
     refreshButtons();
@@ -333,10 +389,66 @@
     }
   }
 
+  // --- the side list: conversations this browser made ------------------------------------------
+
+  function renderHistory() {
+    const list = $("history");
+    const entries = window.aliceHistory.list();
+    $("history-empty").hidden = entries.length > 0;
+    list.replaceChildren(
+      ...entries.map((entry) => {
+        const li = document.createElement("li");
+        li.className = state.conv && state.conv.id === entry.id ? "current" : "";
+        const open = button("", "open", () => openConversation(entry));
+        const q = document.createElement("span");
+        q.className = "q";
+        q.textContent = entry.question || "(no question yet)";
+        const meta = document.createElement("span");
+        meta.className = "meta";
+        const when = new Date(entry.time).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+        meta.textContent = `${entry.kind} · ${when}${entry.forkOf ? " · fork" : ""}`;
+        open.append(q, meta);
+        open.disabled = state.busy;
+        if (li.className) open.setAttribute("aria-current", "true");
+        const drop = button("✕", "drop link", () => dropConversation(entry), "Delete this conversation");
+        drop.setAttribute("aria-label", "Delete this conversation");
+        drop.disabled = state.busy;
+        li.append(open, drop);
+        return li;
+      }),
+    );
+  }
+
+  function showSidebar(open) {
+    document.body.classList.toggle("sidebar-open", open);
+    $("toggle-sidebar").setAttribute("aria-expanded", String(open));
+  }
+
+  async function openConversation(entry) {
+    if (state.busy) return;
+    $("notice").hidden = true;
+    rememberConversation({ id: entry.id, kind: entry.kind });
+    clearTranscript();
+    showSidebar(false);
+    await busy(loadTree);
+  }
+
+  function dropConversation(entry) {
+    window.aliceHistory.remove(entry.id);
+    if (state.conv && state.conv.id === entry.id) {
+      forgetConversation();
+      clearTranscript();
+    }
+    refreshButtons();
+    // Frees the server's memory at once; the conversation would expire anyway.
+    api("chatgpt/finish", { headers: { conversation: entry.id }, withConversation: false }).catch(() => {});
+  }
+
   // --- conversation actions -----------------------------------------------------------------------
 
   function rememberConversation(conv) {
     state.conv = conv;
+    state.tree = null;
     if (conv) sessionStorage.setItem(CONVERSATION_KEY, JSON.stringify(conv));
     else sessionStorage.removeItem(CONVERSATION_KEY);
   }
@@ -345,34 +457,64 @@
     rememberConversation(null);
   }
 
-  async function ensureConversation(signal) {
+  async function ensureConversation(signal, question) {
     if (state.conv) return;
     const kind = $("kind").value;
     const resp = await api(CREATE[kind].path, { body: CREATE[kind].body(settings.prompt), withConversation: false, signal });
-    rememberConversation({ id: (await resp.text()).trim(), kind });
+    const id = (await resp.text()).trim();
+    rememberConversation({ id, kind });
+    window.aliceHistory.add({ id, kind, question });
+    renderHistory();
   }
 
-  // A failed or interrupted turn leaves the conversation as it was: so does the page.
+  // Streams the answer of ``path`` into a pending message, then shows the tree as the server has
+  // it. A failure leaves the conversation as it was, and so does the page; Stop keeps the partial
+  // answer on screen (markStopped).
+  async function answerInto(view, signal, request, { onFail, what }) {
+    view.el.classList.add("pending");
+    setText(view, "");
+    const render = frameRenderer(view);
+    let text = "";
+    const onText = (t) => {
+      text = t;
+      render(t);
+    };
+    try {
+      const resp = await request();
+      await readAnswer(resp, onText);
+      render.cancel();
+      await loadTree(signal);
+    } catch (err) {
+      render.cancel();
+      if (err.name === "AbortError") {
+        markStopped(view, text, what);
+        return;
+      }
+      await onFail();
+      throw err;
+    }
+  }
+
   async function send(question) {
     await busy(async (signal) => {
+      $("notice").hidden = true;
       const asked = addMessage("human", question);
       const answer = addMessage("ai", "");
-      answer.el.classList.add("pending");
-      const render = frameRenderer(answer);
-      try {
-        await ensureConversation(signal);
-        const resp = await api("chatgpt/chat", { body: question, signal });
-        const text = await readAnswer(resp, render);
-        render.cancel();
-        setText(answer, text);
-        answer.el.classList.remove("pending");
-      } catch (err) {
-        render.cancel();
-        removeMessage(answer);
-        removeMessage(asked);
+      const putBack = () => {
         if (!$("input").value) $("input").value = question;
-        throw err;
-      }
+      };
+      await answerInto(answer, signal, async () => {
+        await ensureConversation(signal, question);
+        return api("chatgpt/chat", { body: question, signal });
+      }, {
+        what: "this question",
+        onFail: async () => {
+          removeMessage(answer);
+          removeMessage(asked);
+          putBack();
+        },
+      });
+      if (answer.el.classList.contains("stopped")) putBack();
     });
   }
 
@@ -380,28 +522,90 @@
     const answer = state.messages[state.messages.length - 1];
     const previous = answer.text;
     await busy(async (signal) => {
-      answer.el.classList.add("pending");
-      setText(answer, "");
-      const render = frameRenderer(answer);
-      try {
-        const resp = await api("chatgpt/regenerate", { signal });
-        const text = await readAnswer(resp, render);
-        render.cancel();
-        setText(answer, text);
-      } catch (err) {
-        render.cancel();
-        setText(answer, previous);
-        throw err;
-      } finally {
-        answer.el.classList.remove("pending");
+      answer.el.querySelector(".msg-tools")?.remove();
+      await answerInto(answer, signal, () => api("chatgpt/regenerate", { signal }), {
+        what: "the regeneration (the earlier answer is still there)",
+        onFail: async () => {
+          answer.el.classList.remove("pending");
+          setText(answer, previous);
+          if (answer.node) answer.el.append(messageTools(answer));
+        },
+      });
+    });
+  }
+
+  function startEdit(view) {
+    if (state.busy || view.el.classList.contains("editing")) return;
+    view.el.classList.add("editing");
+    const box = document.createElement("form");
+    box.className = "edit-box";
+    const area = document.createElement("textarea");
+    area.value = view.text;
+    area.rows = Math.min(8, view.text.split("\n").length + 1);
+    area.setAttribute("aria-label", "Edited question");
+    const save = button("Send edit", "primary", () => box.requestSubmit());
+    save.type = "submit";
+    const cancel = button("Cancel", "", () => {
+      box.remove();
+      view.el.classList.remove("editing");
+    });
+    box.append(area, save, cancel);
+    box.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (area.value.trim()) edit(view, area.value);
+    });
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        box.requestSubmit();
+      } else if (event.key === "Escape") {
+        cancel.click();
       }
+    });
+    view.body.after(box);
+    area.focus();
+  }
+
+  // The edited question becomes a sibling of the old one, with its own answer (a new branch).
+  async function edit(view, text) {
+    await busy(async (signal) => {
+      $("notice").hidden = true;
+      const at = state.messages.indexOf(view);
+      state.messages.slice(at).forEach(removeMessage);
+      addMessage("human", text);
+      const answer = addMessage("ai", "");
+      await answerInto(answer, signal, () => api("chatgpt/edit", { body: text, headers: { message: view.node.id }, signal }), {
+        what: "this edit (the earlier question is still there)",
+        onFail: () => loadTree(undefined).catch(() => {}),
+      });
+    });
+  }
+
+  async function checkout(id) {
+    await busy(async (signal) => {
+      const resp = await api("chatgpt/checkout", { headers: { message: id }, signal });
+      showTree(await resp.json());
+    });
+  }
+
+  // A new conversation (same kind, prompt and settings) holding the path up to ``id``.
+  async function fork(id) {
+    await busy(async (signal) => {
+      const original = state.conv;
+      const first = state.messages.find((m) => m.role === "human");
+      const resp = await api("chatgpt/fork", { headers: { message: id }, signal });
+      const forked = { id: (await resp.text()).trim(), kind: original.kind };
+      rememberConversation(forked);
+      window.aliceHistory.add({ ...forked, question: first ? first.text : "", forkOf: original.id });
+      await loadTree(signal);
+      notice(`Forked into a new conversation; the original (${original.id}) is in the list of conversations.`);
     });
   }
 
   async function rollback() {
     await busy(async (signal) => {
       await api("chatgpt/rollback", { signal });
-      state.messages.slice(-2).forEach(removeMessage);
+      await loadTree(signal);
       notice("Rolled back the last question and its answer.");
     });
   }
@@ -423,17 +627,13 @@
     });
   }
 
-  async function newChat() {
-    const old = state.conv;
+  // The conversation left stays on the server (and in the side list) until it expires.
+  function newChat() {
     forgetConversation();
     clearTranscript();
     $("notice").hidden = true;
     refreshButtons();
-    if (old) {
-      // Frees the server's memory at once; the conversation would expire anyway.
-      const headers = { conversation: old.id };
-      api("chatgpt/finish", { headers, withConversation: false }).catch(() => {});
-    }
+    $("input").focus();
   }
 
   // After a reload, the conversation of this tab comes back from the server.
@@ -445,12 +645,10 @@
       saved = null;
     }
     if (!saved || !saved.id) return;
-    state.conv = saved;
-    $("kind").value = saved.kind;
+    rememberConversation(saved);
     await busy(async (signal) => {
       try {
-        const resp = await api("chatgpt/contextArray", { signal });
-        (await resp.json()).forEach((text, i) => addMessage(i % 2 ? "ai" : "human", text));
+        await loadTree(signal);
       } catch (err) {
         forgetConversation();
         if (err.status !== 404) throw err;
@@ -480,6 +678,9 @@
     $("secret").disabled = settings.mode === "none";
     $("settings").addEventListener("submit", (event) => event.preventDefault());
     $("toggle-settings").addEventListener("click", () => showSettings($("settings").hidden));
+    $("toggle-sidebar").addEventListener("click", () => showSidebar(!document.body.classList.contains("sidebar-open")));
+    $("close-sidebar").addEventListener("click", () => showSidebar(false));
+    $("sidebar-backdrop").addEventListener("click", () => showSidebar(false));
   }
 
   function showSettings(open) {
@@ -522,6 +723,8 @@
     $("notice-close").addEventListener("click", () => {
       $("notice").hidden = true;
     });
+    // Another tab of this page may add to the side list.
+    window.addEventListener("storage", (event) => event.key === null || event.key.startsWith("alice-playground-history") ? renderHistory() : null);
     refreshButtons();
     restore();
   }
