@@ -29,6 +29,7 @@ from alice_py.api import (
     relay,
     sendmessage,
 )
+from alice_py.api.table import declared_dialects
 from alice_py.config import DEMO_KEY, Config
 from alice_py.db.conversations import ConversationRepository
 from alice_py.db.engine import create_engine, upgrade
@@ -168,7 +169,7 @@ def create_app(cfg: Config) -> web.Application:
     ]
     app.cleanup_ctx.extend(contexts)
     app.cleanup_ctx.append(admin_keys.stored_keys_ctx)
-    middlewares.install(app)
+    middlewares.install(app, declared_dialects(cfg))
     health.add_routes(app)
     alice.add_routes(app)
     openai.add_routes(app)
