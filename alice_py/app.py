@@ -27,6 +27,7 @@ from alice_py.api import (
     openai,
     pages,
     relay,
+    responses,
     sendmessage,
 )
 from alice_py.api.table import declared_dialects
@@ -173,6 +174,7 @@ def create_app(cfg: Config) -> web.Application:
     health.add_routes(app)
     alice.add_routes(app)
     openai.add_routes(app)
+    responses.add_routes(app)
     node.add_routes(app)
     relay.add_routes(app)
     sendmessage.add_routes(app)

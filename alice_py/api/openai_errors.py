@@ -54,6 +54,10 @@ class OpenAIBadRequest(BadRequest):
         self.code = code
 
 
+class OpenAINotFound(NotFound):
+    """An unknown (or another client key's) id in a URL path."""
+
+
 class UnknownEndpoint(NotFound):
     """A path (or method) under ``/v1`` that this service does not serve."""
 
