@@ -18,11 +18,11 @@ from tests.dialects.conftest import CLIENT_KEY
 HERE = Path(__file__).parent / "js"
 
 
-async def run(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> str:
+async def run(*args: str, env: dict[str, str] | None = None, limit: float = 180) -> str:
     process = await asyncio.create_subprocess_exec(
         *args, cwd=HERE, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit):
         out, err = await process.communicate()
     assert process.returncode == 0, f"{args[0]} failed: {err.decode()[-2000:]}"
     return out.decode()
@@ -40,7 +40,7 @@ async def test_js_sdk_create_continue_and_stream(
     js_sdk: None, server: TestServer, fake_state: FakeState
 ) -> None:
     env = {**os.environ, "BASE_URL": str(server.make_url("/v1")), "API_KEY": CLIENT_KEY}
-    result = json.loads((await run("node", "responses.mjs", env=env, timeout=60)).strip().splitlines()[-1])
+    result = json.loads((await run("node", "responses.mjs", env=env, limit=60)).strip().splitlines()[-1])
     assert result["first"] == CHAT_PREFIX + "Hello from JS"
     assert result["second"] == CHAT_PREFIX + "Second turn"
     assert result["secondPrevious"] is True
