@@ -10,8 +10,6 @@ from tests.dialects.conftest import CLIENT_KEY, MakeServer
 
 OTHER_KEY = "sk-client-0000000000009999"
 
-pytest_plugins = ["tests.dialects.conftest"]
-
 
 def sdk(server: TestServer, key: str = CLIENT_KEY) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=key, max_retries=0, timeout=10)

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from alice_py.app import create_app
 from alice_py.fake import CHAT_PREFIX, FakeState, RunningFake
 from tests.dialects.conftest import CLIENT_KEY, make_config
-from tests.responses.conftest import sdk
+from tests.dialects.responses.conftest import sdk
 
 
 async def test_a_restart_keeps_stored_responses(

@@ -11,7 +11,7 @@ from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from alice_py.fake import CHAT_PREFIX, FakeState
-from tests.responses.conftest import sdk
+from tests.dialects.responses.conftest import sdk
 
 EVENTS = TypeAdapter(ResponseStreamEvent)
 TEXT_EVENTS = [

@@ -9,7 +9,7 @@ from openai.types.responses import Response, ResponseItem
 from pydantic import TypeAdapter
 
 from alice_py.fake import CHAT_PREFIX, FakeState
-from tests.responses.conftest import OTHER_KEY, sdk
+from tests.dialects.responses.conftest import OTHER_KEY, sdk
 
 
 async def test_create_then_continue_with_previous_response_id(
