@@ -28,7 +28,14 @@ def _diff(connection: Connection) -> list[Any]:
 async def test_upgrade_creates_the_tables(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         tables = await connection.run_sync(_tables)
-    assert tables == {"alembic_version", "shares", "conversations", "upstream_keys", "health_probe", "responses"}
+    assert tables == {
+        "alembic_version",
+        "shares",
+        "conversations",
+        "upstream_keys",
+        "health_probe",
+        "responses",
+    }
     assert await current_revision(engine) == "0005"
 
 
