@@ -27,8 +27,10 @@ from alice_py.api import (
     openai,
     pages,
     relay,
+    responses,
     sendmessage,
 )
+from alice_py.api.table import declared_dialects
 from alice_py.config import DEMO_KEY, Config
 from alice_py.db.conversations import ConversationRepository
 from alice_py.db.engine import create_engine, upgrade
@@ -168,10 +170,11 @@ def create_app(cfg: Config) -> web.Application:
     ]
     app.cleanup_ctx.extend(contexts)
     app.cleanup_ctx.append(admin_keys.stored_keys_ctx)
-    middlewares.install(app)
+    middlewares.install(app, declared_dialects(cfg))
     health.add_routes(app)
     alice.add_routes(app)
     openai.add_routes(app)
+    responses.add_routes(app)
     node.add_routes(app)
     relay.add_routes(app)
     sendmessage.add_routes(app)

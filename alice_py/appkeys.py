@@ -28,9 +28,7 @@ if TYPE_CHECKING:
     from alice_py.store.saver import ConversationSaver
     from alice_py.upstream.keypool import KeyPool
     from alice_py.upstream.router import UpstreamRouter
-    from alice_py.web.auth import AuthTable
-    from alice_py.web.errors import ErrorFormatters
-    from alice_py.web.middlewares import CorsHeaders
+    from alice_py.web.dialects import DialectTable
     from alice_py.web.proxies import TrustedProxies
     from alice_py.web.ratelimit import RateLimiter
     from alice_py.web.replay import ReplayGuard
@@ -45,11 +43,8 @@ KEY_POOL: web.AppKey[KeyPool] = web.AppKey("key_pool")
 ROUTER: web.AppKey[UpstreamRouter] = web.AppKey("router")
 STORE: web.AppKey[ConversationStore] = web.AppKey("store")
 SERVICE: web.AppKey[ConversationService] = web.AppKey("service")
-ERROR_FORMATTERS: web.AppKey[ErrorFormatters] = web.AppKey("error_formatters")
-"""Each dialect registers its error format for its path prefix (``web.errors``)."""
-AUTH_TABLE: web.AppKey[AuthTable] = web.AppKey("auth_table")
-CORS: web.AppKey[CorsHeaders] = web.AppKey("cors")
-"""Each dialect protects its path prefix with its guard (``web.auth``)."""
+DIALECTS: web.AppKey[DialectTable] = web.AppKey("dialects")
+"""Each path prefix's auth guard, error format and CORS, declared in one table (``web.dialects``)."""
 REPLAY_GUARD: web.AppKey[ReplayGuard] = web.AppKey("replay_guard")
 """The uuids normal auth has seen."""
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")

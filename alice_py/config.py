@@ -127,6 +127,11 @@ class SharesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponsesConfig:
+    retention_days: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -140,6 +145,7 @@ class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     shares: SharesConfig = field(default_factory=SharesConfig)
+    responses: ResponsesConfig = field(default_factory=ResponsesConfig)
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """A copy with some keys of some sections changed: ``cfg.replace(auth={"mode": "none"})``."""
@@ -315,6 +321,8 @@ def demo_opens_auth(cfg: Config, layer: Layer) -> bool:
 
 
 def validate(cfg: Config) -> None:
+    if not cfg.responses.retention_days > 0:
+        raise ConfigError(f"responses retention_days must be more than 0, got {cfg.responses.retention_days}")
     if cfg.auth.mode not in AUTH_MODES:
         raise ConfigError(f"auth mode must be one of {', '.join(AUTH_MODES)}, got {cfg.auth.mode!r}")
     if cfg.auth.replay not in REPLAY_POLICIES:

@@ -236,7 +236,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_patch(PATH, add_keys)
     app.router.add_delete(PATH, remove_keys)
     app.router.add_patch(SEED_PATH, add_keys)
-    guard = AdminGuard(app[appkeys.CONFIG].admin.password)
-    for path in (PATH, SEED_PATH):
-        app[appkeys.AUTH_TABLE].protect(path, guard)
-        app[appkeys.ERROR_FORMATTERS].register(path, admin_error)

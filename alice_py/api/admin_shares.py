@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from alice_py import appkeys
-from alice_py.api.admin_keys import AdminGuard, FailureLimiter, admin_error
+from alice_py.api.admin_keys import FailureLimiter
 from alice_py.api.dialects import json_response
 from alice_py.db.shares import ShareInfo
 from alice_py.errors import BadRequest, NotFound
@@ -82,5 +82,3 @@ def add_routes(app: web.Application) -> None:
         app[appkeys.ADMIN_FAILURES] = FailureLimiter()
     app.router.add_get(PATH, list_shares, allow_head=False)
     app.router.add_delete(PATH + "/{id}", revoke_share)
-    app[appkeys.AUTH_TABLE].protect(PATH, AdminGuard(app[appkeys.CONFIG].admin.password))
-    app[appkeys.ERROR_FORMATTERS].register(PATH, admin_error)

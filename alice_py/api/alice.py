@@ -16,7 +16,6 @@ from alice_py.engine.answer import Answer
 from alice_py.engine.presets import Kind
 from alice_py.engine.service import ConversationService
 from alice_py.errors import BadRequest, ShareNotFound
-from alice_py.web.auth import AliceAuth
 from alice_py.web.body import (
     bool_field,
     read_body,
@@ -32,6 +31,8 @@ from alice_py.web.ratelimit import Admit, admission
 from alice_py.web.sse import stream_answer
 
 PREFIX = "/chatgpt"
+SHARE_ROUTE = f"{PREFIX}/share/{{id}}"
+"""The one route of ``/chatgpt`` that needs no credentials: a share's link is meant to be opened."""
 SHARE_ID_HEADER = "Share-Id"
 SHARE_URL_HEADER = "Share-URL"
 TURBO_BODY_ERROR = "Failed to read request body"
@@ -290,6 +291,4 @@ def add_routes(app: web.Application) -> None:
     }
     for name, handler in post.items():
         app.router.add_post(f"{PREFIX}/{name}", handler)
-    share_route = app.router.add_get(f"{PREFIX}/share/{{id}}", share, allow_head=False)
-    app[appkeys.AUTH_TABLE].protect(PREFIX, AliceAuth(app[appkeys.CONFIG].auth))
-    app[appkeys.AUTH_TABLE].exempt(share_route)
+    app.router.add_get(SHARE_ROUTE, share, allow_head=False)

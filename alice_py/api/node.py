@@ -212,5 +212,3 @@ class NodeKeyGuard:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(PATH, conversation)
-    app[appkeys.AUTH_TABLE].protect(PATH, NodeKeyGuard(ClientKeyGuard(app[appkeys.CONFIG])))
-    app[appkeys.ERROR_FORMATTERS].register(PATH, node_error)

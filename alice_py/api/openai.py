@@ -24,18 +24,15 @@ import orjson
 from aiohttp import web
 
 from alice_py import appkeys
-from alice_py.api.dialects import ClientKeyGuard, json_response, resolve_model
-from alice_py.api.openai_errors import OpenAIBadRequest, UnknownEndpoint, error_object, openai_error
+from alice_py.api.dialects import json_response, resolve_model
+from alice_py.api.openai_errors import OpenAIBadRequest, UnknownEndpoint, error_object
 from alice_py.config import ModelsConfig
 from alice_py.engine.allowed import visible_models
-from alice_py.errors import AliceError, ModelNotFound
-from alice_py.failure_log import FailureLog
-from alice_py.request_ids import current_id
+from alice_py.errors import ModelNotFound
 from alice_py.upstream.types import Endpoint, UpstreamRequest
 from alice_py.web.body import read_body
-from alice_py.web.errors import InternalError
 from alice_py.web.ratelimit import admission
-from alice_py.web.sse import SSE_HEADERS, AnswerStream
+from alice_py.web.sse import Ending, write_stream
 
 log = logging.getLogger(__name__)
 
@@ -87,43 +84,19 @@ def _sse_batch(batch: list[dict[str, Any]]) -> bytes:
     return b"".join([sse_chunk(chunk) for chunk in batch])
 
 
-async def _write_rest(response: web.StreamResponse, batches: Batches, failures: FailureLog) -> bytes:
-    """The remaining chunks, each burst in one write; what ends the stream: ``[DONE]``, or
-    the error chunk of a failed stream (the router logged an upstream failure)."""
-    try:
-        async for batch in batches:
-            await response.write(_sse_batch(batch))
-    except AliceError as exc:
-        failures.service_error(exc)
-        return sse_chunk(error_object(exc))
-    except ConnectionResetError:
-        raise
-    except Exception:
-        log.exception("/v1 stream failed after its first chunk (request id %s)", current_id())
-        return sse_chunk(error_object(InternalError()))
-    return DONE
+OPENAI_ENDING = Ending(done=lambda: DONE, failed=lambda exc: sse_chunk(error_object(exc)))
+"""``[DONE]``, or the error chunk of a failed stream (no ``[DONE]``): the SDKs raise ``APIError``."""
 
 
 async def stream_chunks(request: web.Request, batches: Batches) -> web.StreamResponse:
-    """The upstream's chunks as SSE, those that arrived together in one write. A failure before
-    the first one is an ordinary HTTP error (the router may fail over until then); the upstream
-    request is closed however this ends."""
-    failures = request.app[appkeys.FAILURE_LOG]
-    try:
-        first = await anext(batches, None)
-        response = AnswerStream(headers=SSE_HEADERS)
-        await response.prepare(request)
-        try:
-            end = DONE
-            if first is not None:
-                await response.write(_sse_batch(first))
-                end = await _write_rest(response, batches, failures)
-            await response.write_eof(end)
-        except ConnectionResetError:
-            failures.client_gone()
-        return response
-    finally:
-        await batches.aclose()
+    """The upstream's chunks as SSE, those that arrived together in one write (``write_stream``'s
+    rules: a failure before the first one is an ordinary HTTP error)."""
+
+    async def next_chunk() -> bytes | None:
+        batch = await anext(batches, None)
+        return None if batch is None else _sse_batch(batch)
+
+    return await write_stream(request, next_chunk, batches.aclose, OPENAI_ENDING)
 
 
 async def _model_call(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
@@ -191,5 +164,3 @@ def add_routes(app: web.Application) -> None:
     # ``/v1``), so this catch-all gets only what no other /v1 route takes, whenever added.
     app.router.add_route("*", PREFIX, unknown_endpoint)
     app.router.add_route("*", f"{PREFIX}/{{tail:.*}}", unknown_endpoint)
-    app[appkeys.AUTH_TABLE].protect(PREFIX, ClientKeyGuard(app[appkeys.CONFIG]))
-    app[appkeys.ERROR_FORMATTERS].register(PREFIX, openai_error)

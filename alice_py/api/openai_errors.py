@@ -12,6 +12,7 @@ Our own failures get OpenAI's usual values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -37,7 +38,7 @@ from alice_py.upstream.errors import (
     UpstreamServerError,
     UpstreamTimeoutError,
 )
-from alice_py.web.errors import client_message, retry_after_seconds
+from alice_py.web.errors import by_class, client_message, retry_after_seconds
 
 INVALID_REQUEST = "invalid_request_error"
 SERVER_ERROR = "server_error"
@@ -51,6 +52,10 @@ class OpenAIBadRequest(BadRequest):
         super().__init__(message)
         self.param = param
         self.code = code
+
+
+class OpenAINotFound(NotFound):
+    """An unknown (or another client key's) id in a URL path."""
 
 
 class UnknownEndpoint(NotFound):
@@ -69,37 +74,45 @@ Classified = tuple[int, str, str | None]
 """(status, type, code)"""
 
 
-def _upstream(error: UpstreamError) -> Classified:
+def _server_error(error: UpstreamServerError) -> Classified:
     status = error.upstream_status
-    if isinstance(error, InvalidKeyError | QuotaExceededError):
-        return 502, SERVER_ERROR, KEY_REFUSED
-    if isinstance(error, UpstreamRateLimitError):
-        return 429, error.type or "requests", error.code or "rate_limit_exceeded"
-    if isinstance(error, UpstreamServerError):
-        return status if status and status >= 500 else 502, error.type or SERVER_ERROR, error.code
-    if isinstance(error, UpstreamRequestError):
-        return status if status and 400 <= status < 500 else 400, error.type or INVALID_REQUEST, error.code
-    if isinstance(error, UpstreamTimeoutError):
-        return 504, SERVER_ERROR, "timeout"
-    if isinstance(error, NoAvailableKeysError):
-        return 503, SERVER_ERROR, "no_available_keys"
-    return 502, error.type or SERVER_ERROR, error.code
+    return status if status and status >= 500 else 502, error.type or SERVER_ERROR, error.code
+
+
+def _request_error(error: UpstreamRequestError) -> Classified:
+    status = error.upstream_status
+    return status if status and 400 <= status < 500 else 400, error.type or INVALID_REQUEST, error.code
+
+
+def _as_sent(error: AliceError) -> Classified:
+    return error.status, INVALID_REQUEST, None
+
+
+CLASSES: dict[type[AliceError], Callable[[Any], Classified]] = {
+    InvalidKeyError: lambda _: (502, SERVER_ERROR, KEY_REFUSED),
+    QuotaExceededError: lambda _: (502, SERVER_ERROR, KEY_REFUSED),
+    UpstreamRateLimitError: lambda e: (429, e.type or "requests", e.code or "rate_limit_exceeded"),
+    UpstreamServerError: _server_error,
+    UpstreamRequestError: _request_error,
+    UpstreamTimeoutError: lambda _: (504, SERVER_ERROR, "timeout"),
+    NoAvailableKeysError: lambda _: (503, SERVER_ERROR, "no_available_keys"),
+    UpstreamError: lambda e: (502, e.type or SERVER_ERROR, e.code),
+    OpenAIBadRequest: lambda e: (400, INVALID_REQUEST, e.code),
+    AuthFailed: lambda _: (401, INVALID_REQUEST, "invalid_api_key"),
+    RateLimited: lambda _: (429, "requests", "rate_limit_exceeded"),
+    ModelNotFound: lambda _: (404, INVALID_REQUEST, "model_not_found"),
+    PayloadTooLarge: _as_sent,
+    BadRequest: _as_sent,
+    NotFound: _as_sent,
+    ConversationBusy: _as_sent,
+    AliceError: lambda e: (e.status, SERVER_ERROR, None),
+}
+"""(status, type, code) by error class; an error takes the entry of the nearest class along
+its MRO, so a subclass is classified as its parent until it needs an entry of its own."""
 
 
 def classify(error: AliceError) -> Classified:
-    if isinstance(error, UpstreamError):
-        return _upstream(error)
-    if isinstance(error, OpenAIBadRequest):
-        return 400, INVALID_REQUEST, error.code
-    if isinstance(error, AuthFailed):
-        return 401, INVALID_REQUEST, "invalid_api_key"
-    if isinstance(error, RateLimited):
-        return 429, "requests", "rate_limit_exceeded"
-    if isinstance(error, ModelNotFound):
-        return 404, INVALID_REQUEST, "model_not_found"
-    if isinstance(error, PayloadTooLarge | BadRequest | NotFound | ConversationBusy):
-        return error.status, INVALID_REQUEST, None
-    return error.status, SERVER_ERROR, None
+    return by_class(CLASSES, error)(error)
 
 
 def error_object(error: AliceError) -> dict[str, Any]:

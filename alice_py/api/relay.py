@@ -117,8 +117,4 @@ def relay_error(request: web.Request, error: AliceError) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    cfg = app[appkeys.CONFIG]
     app.router.add_post(PATH, chat)
-    app[appkeys.AUTH_TABLE].protect(PATH, relay_guard(cfg))
-    app[appkeys.ERROR_FORMATTERS].register(PATH, relay_error)
-    app[appkeys.CORS].credentialed(PATH)

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from alice_py import appkeys
-from alice_py.api.dialects import ClientKeyGuard, discard_unanswered, json_response, resolve_model
+from alice_py.api.dialects import discard_unanswered, json_response, resolve_model
 from alice_py.engine.answer import Answer
 from alice_py.engine.presets import Kind
 from alice_py.errors import AliceError, BadRequest
@@ -132,6 +132,3 @@ def sendmessage_error(request: web.Request, error: AliceError) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post(PATH, send_message)
     app.router.add_post(ACCESS_TOKEN_PATH, get_access_token)
-    app[appkeys.AUTH_TABLE].protect(PATH, ClientKeyGuard(app[appkeys.CONFIG]))
-    app[appkeys.ERROR_FORMATTERS].register(PATH, sendmessage_error)
-    app[appkeys.ERROR_FORMATTERS].register(ACCESS_TOKEN_PATH, sendmessage_error)

@@ -7,6 +7,7 @@ table here and add a migration in the same commit.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, Double, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -77,3 +78,21 @@ class HealthProbeRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     written_at: Mapped[float] = mapped_column(Double, nullable=False)
+
+
+class ResponseRow(Base):
+    """A stored response of ``POST /v1/responses``: the node of its branch, self-contained.
+
+    ``history`` is the path of items before this response's input (from the responses it
+    continues), so a response stays whole when one it continued expires or is deleted."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # sha256 of the client key that made it: another key must not see it.
+    owner: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[float] = mapped_column(Double, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Double, nullable=False, index=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    input_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)

@@ -8,7 +8,8 @@ The answer is a pure function of the request:
   and a leading ``Name: `` label. For Alice's transcript ``...\\nHuman: hi\\nAI: ``
   that is ``hi``.
 
-Both are cut at the first ``stop`` sequence, as the real API does; ``max_tokens``,
+Given function ``tools``, the chat model calls one instead (``tool_call``). Both are cut at
+the first ``stop`` sequence, as the real API does; ``max_tokens``,
 ``temperature`` etc. are accepted and ignored. A stream splits the same text into
 chunks of ``words_per_chunk`` words (each word keeps the whitespace after it), so
 joining the deltas gives exactly the non-streamed answer.
@@ -16,6 +17,7 @@ joining the deltas gives exactly the non-streamed answer.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -76,8 +78,40 @@ def _cut_at_stop(text: str, stop: Any) -> str:
     return text[:cut]
 
 
+def _last_message(body: Mapping[str, Any]) -> dict[str, Any]:
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    return last if isinstance(last, dict) else {}
+
+
 def chat_answer(body: Mapping[str, Any]) -> str:
-    return _cut_at_stop(CHAT_PREFIX + last_user_message(body.get("messages")), body.get("stop"))
+    """To the last user message; right after a tool's result, to that result."""
+    last = _last_message(body)
+    asked = (
+        message_text(last.get("content"))
+        if last.get("role") == "tool"
+        else last_user_message(body.get("messages"))
+    )
+    return _cut_at_stop(CHAT_PREFIX + asked, body.get("stop"))
+
+
+def tool_call(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The call the demo model makes, if any: given function ``tools`` (and a ``tool_choice``
+    other than ``none``) and the user's turn, it calls the chosen tool (default: the first) with
+    ``{"text": <the user's message>}``; after a tool's result it answers in words."""
+    tools = [tool for tool in body.get("tools") or [] if isinstance(tool, dict) and tool.get("function")]
+    choice = body.get("tool_choice", "auto")
+    if not tools or choice == "none" or _last_message(body).get("role") != "user":
+        return None
+    name = tools[0]["function"].get("name", "")
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name", name)
+    arguments = json.dumps({"text": last_user_message(body.get("messages"))})
+    return {
+        "id": f"call_demo_{len(str(body.get('messages')))}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 def completion_answer(body: Mapping[str, Any]) -> str:
@@ -114,10 +148,14 @@ class Shape:
         self.chat = chat
         self.head = {"id": response_id, "object": "", "created": created, "model": model}
 
-    def response(self, text: str, usage_: dict[str, int], finish: bool = True) -> dict[str, Any]:
-        finish_reason = "stop" if finish else None
+    def response(
+        self, text: str, usage_: dict[str, int], finish: bool = True, call: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        finish_reason = ("tool_calls" if call else "stop") if finish else None
         if self.chat:
-            message = {"role": "assistant", "content": text, "refusal": None}
+            message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+            if call is not None:
+                message = {**message, "content": None, "tool_calls": [call]}
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": message,
@@ -144,18 +182,26 @@ class Shape:
         return chunk
 
     def chunks(
-        self, pieces: list[str], usage_: dict[str, int], with_usage: bool, finish: bool = True
+        self,
+        pieces: list[str],
+        usage_: dict[str, int],
+        with_usage: bool,
+        finish: bool = True,
+        call: dict[str, Any] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """OpenAI's stream: (chat) a role chunk, one chunk per piece, a ``finish_reason``
-        chunk (left out unless ``finish``), and with ``stream_options.include_usage`` a last
-        chunk with no choices."""
+        """OpenAI's stream: (chat) a role chunk, one chunk per piece (or a tool call: its id
+        and name, then its arguments in two pieces), a ``finish_reason`` chunk (left out
+        unless ``finish``), and with ``stream_options.include_usage`` a last chunk with no
+        choices."""
         if self.chat:
             role = {"role": "assistant", "content": "", "refusal": None}
             yield self._chunk([self._choice(role, None)], with_usage)
-            for piece in pieces:
+            if call is not None:
+                yield from self._call_chunks(call, with_usage)
+            for piece in pieces if call is None else []:
                 yield self._chunk([self._choice({"content": piece}, None)], with_usage)
             if finish:
-                yield self._chunk([self._choice({}, "stop")], with_usage)
+                yield self._chunk([self._choice({}, "tool_calls" if call else "stop")], with_usage)
         else:
             for piece in pieces:
                 yield self._chunk([self._choice(piece, None)], with_usage)
@@ -163,6 +209,20 @@ class Shape:
                 yield self._chunk([self._choice("", "stop")], with_usage)
         if with_usage:
             yield {**self._chunk([], False), "usage": usage_}
+
+    def _call_chunks(self, call: dict[str, Any], with_usage: bool) -> Iterator[dict[str, Any]]:
+        function, arguments = call["function"], call["function"]["arguments"]
+        half = len(arguments) // 2
+        head = {
+            "index": 0,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": function["name"], "arguments": ""},
+        }
+        yield self._chunk([self._choice({"tool_calls": [head]}, None)], with_usage)
+        for piece in (arguments[:half], arguments[half:]):
+            delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+            yield self._chunk([self._choice(delta, None)], with_usage)
 
     def _choice(self, delta: dict[str, Any] | str, finish_reason: str | None) -> dict[str, Any]:
         if isinstance(delta, str):

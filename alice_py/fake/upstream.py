@@ -21,7 +21,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from alice_py.fake.answers import Shape, chat_answer, completion_answer, error_body, split_answer, usage
+from alice_py.fake.answers import (
+    Shape,
+    chat_answer,
+    completion_answer,
+    error_body,
+    split_answer,
+    tool_call,
+    usage,
+)
 from alice_py.fake.resets import ConnectionResets, reset
 from alice_py.fake.state import CONNECTION_FAILURES, FailureKind, FakeState, RecordedRequest
 
@@ -137,6 +145,7 @@ async def _model_call(request: web.Request, chat: bool) -> web.StreamResponse:
     prefix = "chatcmpl-demo-" if chat else "cmpl-demo-"
     shape = Shape(chat, f"{prefix}{state.next_id()}", int(time.time()), str(body["model"]))
     answer = chat_answer(body) if chat else completion_answer(body)
+    call = tool_call(body) if chat else None
     counts = usage(body, answer)
     finish = not (state.omit_finish_reason or state.interrupt_stream_after is not None)
     if body.get("stream"):
@@ -144,13 +153,14 @@ async def _model_call(request: web.Request, chat: bool) -> web.StreamResponse:
         with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         finish = finish and kind != "failed_stream_reset"
         pieces = split_answer(answer, state.words_per_chunk)
-        return await _stream(request, state, list(shape.chunks(pieces, counts, with_usage, finish)), kind)
+        chunks = list(shape.chunks(pieces, counts, with_usage, finish, call))
+        return await _stream(request, state, chunks, kind)
     if kind == "failed_stream_reset":
         message = "The demo upstream failed like llama-cpp-python's server: see its log."
         response = _error(500, error_body(message, "server_error"))
     else:
         response = web.Response(
-            body=orjson.dumps(shape.response(answer, counts, finish)), content_type="application/json"
+            body=orjson.dumps(shape.response(answer, counts, finish, call)), content_type="application/json"
         )
     if kind in CONNECTION_FAILURES:
         await response.prepare(request)

@@ -1,4 +1,4 @@
-"""Client authentication: Alice's three modes, and a prefix table any dialect can use.
+"""Client authentication: Alice's three modes, and the check the middleware runs.
 
 Alice's modes (``[auth] mode``):
 
@@ -12,8 +12,8 @@ Replays (``normal``) are refused through a ``ReplayGuard`` (``web.replay``; the 
 ``[auth] replay``); a reused uuid gets a 401 that says so, and a warning (at most once a
 minute) names the setting for frontends that cannot make random uuids.
 
-The auth middleware protects path prefixes (``AuthTable.protect``) with a guard,
-except routes marked public (``AuthTable.exempt``) and ``OPTIONS`` preflights.
+The auth middleware checks each request with its dialect's guard (``web.dialects``),
+except on the dialect's public routes and ``OPTIONS`` preflights.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.web_urldispatcher import AbstractRoute
 
 from alice_py import appkeys
 from alice_py.config import AuthConfig
@@ -99,51 +98,11 @@ class AliceAuth:
         )
 
 
-class AuthTable:
-    """Guards by path prefix (longest wins) and the routes that need none."""
-
-    def __init__(self) -> None:
-        self._guards: dict[str, Guard] = {}
-        self._public: set[AbstractRoute] = set()
-        # The guard of each route, found once: every request asks, and routes don't change.
-        self._by_route: dict[AbstractRoute, Guard | None] = {}
-
-    def protect(self, prefix: str, guard: Guard) -> None:
-        """Every route under ``prefix`` (``/chatgpt`` covers ``/chatgpt/...``) passes ``guard`` first."""
-        self._guards[prefix.rstrip("/")] = guard
-        self._by_route.clear()
-
-    def exempt(self, route: AbstractRoute) -> None:
-        """``route`` needs no credentials (``GET /chatgpt/share/{id}``)."""
-        self._public.add(route)
-        self._by_route.clear()
-
-    def guard_for(self, request: web.Request) -> Guard | None:
-        if request.method == "OPTIONS":
-            return None
-        route = request.match_info.route
-        try:
-            return self._by_route[route]
-        except KeyError:
-            pass
-        guard = None if route in self._public else self._guard_for_path(request.path)
-        if route.resource is not None and route.resource.canonical == request.path:
-            self._by_route[route] = guard  # a plain path; a dynamic one may hold any prefix
-        return guard
-
-    def _guard_for_path(self, path: str) -> Guard | None:
-        best = ""
-        for prefix in self._guards:
-            if len(prefix) > len(best) and (path == prefix or path.startswith(prefix + "/")):
-                best = prefix
-        return self._guards[best] if best else None
-
-
 async def check_credentials(request: web.Request) -> None:
     """Raise ``AuthFailed`` unless the request passes its route's guard. (Run by the API
     middleware, ``web.middlewares``, after preflights and inside the error handling.)"""
     # Unknown paths and methods answer 404/405 as usual: nothing there to protect.
     if request.match_info.http_exception is None:
-        guard = request.app[appkeys.AUTH_TABLE].guard_for(request)
+        guard = request.app[appkeys.DIALECTS].guard_for(request)
         if guard is not None:
             await guard(request)

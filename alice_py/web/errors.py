@@ -1,12 +1,8 @@
 """From a raised error to a response, in the format of the dialect the path belongs to.
 
 Domain code raises ``AliceError``; the error middleware (``web.middlewares``) finds the
-formatter registered for the longest matching path prefix and lets it build the
-response. Every dialect module registers its own at ``add_routes`` time::
-
-    request.app[appkeys.ERROR_FORMATTERS].register("/v1", openai_error)
-
-Paths no dialect claimed get Alice's plain text. A formatter picks the status too
+dialect of the path (``web.dialects``, longest prefix) and lets its formatter build the
+response. Paths no dialect claimed get Alice's plain text. A formatter picks the status too
 (Alice's honours ``--compat-status``; zhuweiyou's answers 500 for everything), and
 writes ``client_message(error)``: an error whose details stay in the log (an upstream
 5xx, a connection failure, a bug) names the request id, so a user can quote it.
@@ -15,7 +11,8 @@ writes ``client_message(error)``: an error whose details stay in the log (an ups
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -39,6 +36,19 @@ class InternalError(AliceError):
         super().__init__(INTERNAL_ERROR)
 
 
+E = TypeVar("E", bound=BaseException)
+V = TypeVar("V")
+
+
+def by_class(table: Mapping[type[E], V], error: E) -> V:
+    """The entry of the nearest class of ``error`` along its MRO (a table's root class, such as
+    ``AliceError``, catches the rest)."""
+    for cls in type(error).__mro__:
+        if cls in table:
+            return table[cls]
+    raise LookupError(f"no entry for {type(error).__name__}")
+
+
 def client_message(error: AliceError) -> str:
     """The message for the client; ``(request id …)`` added when the log has the details."""
     if error.details_in_log:
@@ -46,25 +56,6 @@ def client_message(error: AliceError) -> str:
         if request_id is not None:
             return f"{error.message} (request id {request_id})"
     return error.message
-
-
-class ErrorFormatters:
-    """Formatters by path prefix; the longest matching prefix wins."""
-
-    def __init__(self, default: ErrorFormatter) -> None:
-        self._default = default
-        self._by_prefix: dict[str, ErrorFormatter] = {}
-
-    def register(self, prefix: str, formatter: ErrorFormatter) -> None:
-        """``prefix`` is a path prefix such as ``/v1`` (it matches ``/v1`` and ``/v1/...``)."""
-        self._by_prefix[prefix.rstrip("/")] = formatter
-
-    def for_path(self, path: str) -> ErrorFormatter:
-        best = ""
-        for prefix in self._by_prefix:
-            if len(prefix) > len(best) and (path == prefix or path.startswith(prefix + "/")):
-                best = prefix
-        return self._by_prefix[best] if best else self._default
 
 
 def error_status(request: web.Request, error: AliceError) -> int:
@@ -101,7 +92,7 @@ def retry_after_seconds(seconds: float) -> str:
 
 def render_error(request: web.Request, error: AliceError) -> web.Response:
     """The dialect's response for ``error``, with ``Retry-After`` when it is a rate limit."""
-    response = request.app[appkeys.ERROR_FORMATTERS].for_path(request.path)(request, error)
+    response = request.app[appkeys.DIALECTS].for_path(request.path).errors(request, error)
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = retry_after_seconds(error.retry_after)
     return response

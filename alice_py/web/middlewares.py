@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -34,9 +34,10 @@ from alice_py import appkeys
 from alice_py.errors import AliceError, BadRequest, PayloadTooLarge
 from alice_py.failure_log import FailureLog, flushing
 from alice_py.request_ids import HEADER, RequestIds
-from alice_py.web.auth import AuthTable, check_credentials
+from alice_py.web.auth import check_credentials
 from alice_py.web.body import BodyTimedOut, answer_and_close
-from alice_py.web.errors import ErrorFormatters, InternalError, plain_text_error, render_error
+from alice_py.web.dialects import Dialect, DialectTable
+from alice_py.web.errors import InternalError, plain_text_error, render_error
 from alice_py.web.ratelimit import SlidingWindowLimiter
 from alice_py.web.replay import memory_replay_guard
 
@@ -131,21 +132,18 @@ class CorsHeaders:
     echoed back with credentials allowed, others get no ``Access-Control-Allow-Origin``
     (or ``*`` when it is configured too), and ``Vary: Origin`` keeps caches honest.
     ``null`` (sandboxed frames, ``file:`` pages, redirects) is never echoed, even when
-    listed: any page can make its requests ``null``. A path registered with
-    ``credentialed`` (``/chat``, whose clients fetch with credentials) gets the listed
-    origins' echo even when ``*`` is configured too. (One hook for all: each hook is a
+    listed: any page can make its requests ``null``. A path in ``credentialed`` (``/chat``,
+    whose clients fetch with credentials: its dialect says so) gets the listed origins' echo
+    even when ``*`` is configured too. (One hook for all: each hook is a
     step on every response.)
     """
 
-    def __init__(self, origins: Sequence[str]) -> None:
+    def __init__(self, origins: Sequence[str], credentialed: frozenset[str] = frozenset()) -> None:
         self.any_origin = "*" in origins
         self.origins = frozenset(
             origin.rstrip("/") for origin in origins if origin not in ("*", NULL_ORIGIN)
         )
-        self._credentialed: set[str] = set()
-
-    def credentialed(self, path: str) -> None:
-        self._credentialed.add(path)
+        self._credentialed = credentialed
 
     async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
@@ -171,17 +169,16 @@ async def failure_log_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def install(app: web.Application) -> None:
-    """The shared state (error formats, auth table, replay set, rate limiter, request ids,
-    failure log) and the pipeline."""
+def install(app: web.Application, dialects: Iterable[Dialect]) -> None:
+    """The shared state (the dialect table, replay set, rate limiter, request ids, failure
+    log) and the pipeline."""
     cfg = app[appkeys.CONFIG]
     app[appkeys.REQUEST_IDS] = RequestIds()
     app[appkeys.FAILURE_LOG] = FailureLog()
     app.cleanup_ctx.append(failure_log_ctx)
-    app[appkeys.ERROR_FORMATTERS] = ErrorFormatters(plain_text_error)
-    app[appkeys.AUTH_TABLE] = AuthTable()
+    table = DialectTable(dialects, plain_text_error)
+    app[appkeys.DIALECTS] = table
     app[appkeys.REPLAY_GUARD] = memory_replay_guard(cfg)
     app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute, cfg.limits.per_client)
     app.middlewares.append(api_middleware)
-    app[appkeys.CORS] = CorsHeaders(cfg.server.cors_origins)
-    app.on_response_prepare.append(app[appkeys.CORS])
+    app.on_response_prepare.append(CorsHeaders(cfg.server.cors_origins, table.credentialed_paths()))

@@ -1,8 +1,9 @@
 """Streaming an answer to the client: Server-Sent Events, and the rules any stream follows.
 
-``stream_answer`` is format-neutral (a ``StreamFormat`` says how a piece, the end
-and an error look), so the node (SSE with JSON strings) and ``/chat`` (NDJSON)
-dialects reuse its rules:
+``write_stream`` is the one stream writer of every dialect (``/v1``'s chunks, the
+Responses events, and through ``stream_answer`` — where a ``StreamFormat`` says how a
+piece, the end and an error look — Alice's SSE, node's SSE with JSON strings and
+``/chat``'s NDJSON). Its rules:
 
 - nothing is sent before the first piece: a failure before it propagates and
   becomes an ordinary HTTP error (status + message), or what the dialect's error
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
@@ -63,6 +64,10 @@ class AnswerStream(web.StreamResponse):
         request_id = current_id()
         if request_id is not None:
             self.headers[HEADER] = request_id  # the middleware cannot: these go out before it returns
+
+
+NextChunk = Callable[[], Awaitable["bytes | None"]]
+"""The next encoded chunk of a stream (what arrived together), or None at its end."""
 
 
 class Pieces(Protocol):
@@ -111,25 +116,66 @@ def _encode(fmt: StreamFormat, batch: list[str]) -> bytes:
     return b"".join([fmt.piece(piece) for piece in batch])
 
 
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a stream ends, in a dialect's format."""
+
+    done: Callable[[], bytes]
+    failed: Callable[[AliceError], bytes]
+    """The end of a stream an error stopped after its first chunk."""
+
+
 async def _write_rest(
-    response: web.StreamResponse, answer: Pieces, fmt: StreamFormat, failures: FailureLog
+    response: web.StreamResponse, next_chunk: NextChunk, ending: Ending, failures: FailureLog
 ) -> bytes:
-    """Every remaining batch of pieces, each in one write; the end of the stream to send last:
-    ``fmt.done()``, or the error that stopped the answer (in the failure log: an upstream
-    error by the router, any other here)."""
+    """Every remaining chunk, each in one write; the end of the stream to send last:
+    ``ending.done()``, or the error that stopped it (in the failure log: an upstream error by
+    the router, any other here)."""
     try:
-        while (batch := await answer.next_batch()) is not None:
-            await response.write(_encode(fmt, batch))
+        while (chunk := await next_chunk()) is not None:
+            await response.write(chunk)
     except AliceError as exc:
         failures.service_error(exc)
-        return fmt.error(client_message(exc), exc.status)
+        return ending.failed(exc)
     except ConnectionResetError:
         raise
     except Exception:
-        log.exception("answer failed after its first piece (request id %s)", current_id())
-        internal = InternalError()
-        return fmt.error(client_message(internal), internal.status)
-    return fmt.done()
+        log.exception("stream failed after its first chunk (request id %s)", current_id())
+        return ending.failed(InternalError())
+    return ending.done()
+
+
+async def write_stream(
+    request: web.Request,
+    next_chunk: NextChunk,
+    close: Callable[[], Awaitable[None]],
+    ending: Ending,
+    headers: Mapping[str, str] = SSE_HEADERS,
+) -> web.StreamResponse:
+    """The one stream writer of every dialect: the encoded chunks ``next_chunk`` returns until
+    None, then ``ending``; ``close`` is awaited however this ends (it cancels the upstream).
+
+    Nothing is sent before the first chunk: a failure before it propagates and becomes an
+    ordinary HTTP error (the router may fail over until then). A failure after it is written
+    in-stream (``ending.failed``) and ends the stream. A client gone is logged, not raised.
+    """
+    failures = request.app[appkeys.FAILURE_LOG]
+    try:
+        first = await next_chunk()
+        response = AnswerStream(headers=headers)
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(first)
+                end = await _write_rest(response, next_chunk, ending, failures)
+            else:
+                end = ending.done()
+            await response.write_eof(end)
+        except ConnectionResetError:
+            failures.client_gone()
+        return response
+    finally:
+        await close()
 
 
 async def stream_answer(
@@ -141,20 +187,10 @@ async def stream_answer(
     answer from a fast upstream), and the end of the stream with the last chunk: a
     20-piece answer that arrives at once costs 2 writes, not 22 (docs/performance.md).
     """
-    failures = request.app[appkeys.FAILURE_LOG]
-    try:
-        first = await answer.next_batch()
-        response = AnswerStream(headers=fmt.headers)
-        await response.prepare(request)
-        try:
-            if first is not None:
-                await response.write(_encode(fmt, first))
-                end = await _write_rest(response, answer, fmt, failures)
-            else:
-                end = fmt.done()
-            await response.write_eof(end)
-        except ConnectionResetError:
-            failures.client_gone()
-        return response
-    finally:
-        await answer.aclose()
+
+    async def next_chunk() -> bytes | None:
+        batch = await answer.next_batch()
+        return None if batch is None else _encode(fmt, batch)
+
+    ending = Ending(fmt.done, lambda exc: fmt.error(client_message(exc), exc.status))
+    return await write_stream(request, next_chunk, answer.aclose, ending, fmt.headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
@@ -115,7 +116,9 @@ async def test_reused_uuids_are_logged_at_most_once_a_minute_naming_the_setting(
     clock = Clock()
 
     def clocked_auth(app: web.Application) -> None:
-        app[appkeys.AUTH_TABLE].protect("/chatgpt", AliceAuth(app[appkeys.CONFIG].auth, clock=clock))
+        table = app[appkeys.DIALECTS]
+        alice = table.for_path("/chatgpt")
+        table.replace(replace(alice, guard=AliceAuth(app[appkeys.CONFIG].auth, clock=clock)))
 
     client = await make_client(setup=clocked_auth, auth={"mode": "normal"})
     headers = normal_auth(SECRET)

@@ -28,8 +28,15 @@ def _diff(connection: Connection) -> list[Any]:
 async def test_upgrade_creates_the_tables(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         tables = await connection.run_sync(_tables)
-    assert tables == {"alembic_version", "shares", "conversations", "upstream_keys", "health_probe"}
-    assert await current_revision(engine) == "0004"
+    assert tables == {
+        "alembic_version",
+        "shares",
+        "conversations",
+        "upstream_keys",
+        "health_probe",
+        "responses",
+    }
+    assert await current_revision(engine) == "0005"
 
 
 async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
@@ -40,7 +47,7 @@ async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
 async def test_upgrade_twice_changes_nothing(db_url: str, engine: AsyncEngine) -> None:
     await ShareRepository(engine).put("abcd1234", "p", ["q"])
     await upgrade(db_url)
-    assert await current_revision(engine) == "0004"
+    assert await current_revision(engine) == "0005"
     assert await ShareRepository(engine).get("abcd1234") == Share("abcd1234", "p", ("q",))
 
 
@@ -55,7 +62,7 @@ async def test_upgrade_in_place_from_0001_keeps_the_shares(db_url: str) -> None:
 
         await upgrade(db_url)
 
-        assert await current_revision(engine) == "0004"
+        assert await current_revision(engine) == "0005"
         assert await ShareRepository(engine).get("old12345") == Share(
             "old12345", "老的提示", ("question", "答え 🎌")
         )
@@ -71,7 +78,7 @@ async def test_instances_starting_together_upgrade_once(db_url: str) -> None:
     engines = [create_engine(db_url) for _ in range(3)]
     try:
         await asyncio.gather(*(upgrade(engine) for engine in engines))
-        assert {await current_revision(engine) for engine in engines} == {"0004"}
+        assert {await current_revision(engine) for engine in engines} == {"0005"}
     finally:
         for engine in engines:
             await engine.dispose()
@@ -85,7 +92,7 @@ async def test_upgrade_in_place_from_0002_gives_shares_a_conversation_column(db_
 
         await upgrade(db_url)
 
-        assert await current_revision(engine) == "0004"
+        assert await current_revision(engine) == "0005"
         async with engine.connect() as connection:
             assert await connection.run_sync(_diff) == []
         shares = ShareRepository(engine)
