@@ -39,6 +39,7 @@ from alice_py.web.body import BodyTimedOut, answer_and_close
 from alice_py.web.errors import ErrorFormatters, InternalError, plain_text_error, render_error
 from alice_py.web.ratelimit import SlidingWindowLimiter
 from alice_py.web.replay import memory_replay_guard
+from alice_py.web.shared_state import shared_state_ctx
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def install(app: web.Application) -> None:
     app[appkeys.AUTH_TABLE] = AuthTable()
     app[appkeys.REPLAY_GUARD] = memory_replay_guard(cfg)
     app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute, cfg.limits.per_client)
+    app.cleanup_ctx.append(shared_state_ctx)  # on Redis: the shared ones, once it is open
     app.middlewares.append(api_middleware)
     app[appkeys.CORS] = CorsHeaders(cfg.server.cors_origins)
     app.on_response_prepare.append(app[appkeys.CORS])
