@@ -120,3 +120,26 @@ async def test_redis_down_is_a_clear_503_and_the_service_comes_back(
     await own_redis.start()
     assert (await summary(limited))[0] == 200
     assert (await summary(normal, signed("u-2")))[0] == 200
+
+
+async def test_redis_down_on_streamed_and_openai_routes_is_a_503_before_any_byte(
+    instance: Instance, own_redis: OwnRedis
+) -> None:
+    client = await instance("a", own_redis.url, "p:", limits={"per_minute": 10})
+    conv_id = await (await client.post("/chatgpt/createTurbo")).text()
+    own_redis.stop()
+    streamed = await client.post("/chatgpt/chat", data=b"hi", headers={"conversation": conv_id})
+    assert streamed.status == 503
+    assert (await streamed.text()).startswith("The shared store (Redis) is not answering")
+    body = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status == 503
+    error = (await response.json())["error"]
+    assert error["message"].startswith("The shared store (Redis) is not answering")
+    await own_redis.start()
+    chat = await client.post("/chatgpt/chat", data=b"hi", headers={"conversation": conv_id})
+    assert chat.status == 200
+    await chat.read()
+    context = await client.post("/chatgpt/contextArray", headers={"conversation": conv_id})
+    assert len(await context.json()) == 2  # the refused question left nothing behind
+    assert (await client.post("/v1/chat/completions", json=body)).status == 200
