@@ -7,6 +7,7 @@ socket; ``tests/persistence`` style real processes are in ``test_shared_processe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -105,13 +106,18 @@ async def test_original_replay_is_shared_too(instance: Instance, redis_prefix: t
 
 
 async def test_redis_down_is_a_clear_503_and_the_service_comes_back(
-    instance: Instance, own_redis: OwnRedis
+    instance: Instance, own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     limited = await instance("a", own_redis.url, "p:", limits={"per_minute": 10})
     normal = await instance("b", own_redis.url, "p:", auth={"mode": "normal"})
     assert (await summary(limited))[0] == 200
     assert (await summary(normal, signed("u-1")))[0] == 200
     own_redis.stop()
+    with caplog.at_level(logging.INFO):
+        failed = await limited.post("/chatgpt/summary", data=b"an article")
+    assert failed.status == 503
+    request_id = failed.headers["X-Request-Id"]
+    assert [r for r in caplog.records if request_id in r.getMessage() and "Redis" in r.getMessage()]
     for status, text in (await summary(limited), await summary(normal, signed("u-2"))):
         assert status == 503
         assert text.startswith("The shared store (Redis) is not answering, please try again later")
