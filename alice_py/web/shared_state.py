@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from alice_py import appkeys
-from alice_py.web.ratelimit_redis import RedisLimiter
-from alice_py.web.replay_redis import redis_replay_guard
 
 
 async def shared_state_ctx(app: web.Application) -> AsyncIterator[None]:
     client = app.get(appkeys.REDIS)
     if client is not None:
+        # Imported only here: ``limits`` and what it imports (about 0.1 s and a few MB,
+        # cryptography's bindings among them) stay out of a memory-store process.
+        from alice_py.web.ratelimit_redis import RedisLimiter
+        from alice_py.web.replay_redis import redis_replay_guard
+
         cfg = app[appkeys.CONFIG]
         prefix = cfg.conversations.key_prefix
         app[appkeys.REPLAY_GUARD] = redis_replay_guard(cfg, client, prefix)
