@@ -40,6 +40,7 @@ from alice_py.web.dialects import Dialect, DialectTable
 from alice_py.web.errors import InternalError, plain_text_error, render_error
 from alice_py.web.ratelimit import SlidingWindowLimiter
 from alice_py.web.replay import memory_replay_guard
+from alice_py.web.shared_state import shared_state_ctx
 
 log = logging.getLogger(__name__)
 
@@ -180,5 +181,6 @@ def install(app: web.Application, dialects: Iterable[Dialect]) -> None:
     app[appkeys.DIALECTS] = table
     app[appkeys.REPLAY_GUARD] = memory_replay_guard(cfg)
     app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute, cfg.limits.per_client)
+    app.cleanup_ctx.append(shared_state_ctx)  # on Redis: the shared ones, once it is open
     app.middlewares.append(api_middleware)
     app.on_response_prepare.append(CorsHeaders(cfg.server.cors_origins, table.credentialed_paths()))

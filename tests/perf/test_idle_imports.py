@@ -30,6 +30,7 @@ NOT_WHEN_SERVING = (
     "pygments",
     "cryptography",
     "redis",  # the Redis store's client only: it loads cryptography too
+    "limits",  # the Redis store's rate limits only (web.shared_state)
     "aiohttp_session.cookie_storage",
     "sqlalchemy.dialects.postgresql",
 )
