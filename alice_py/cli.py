@@ -132,7 +132,7 @@ def flags_layer(args: argparse.Namespace) -> config.Layer:
 
 def load_config(args: argparse.Namespace, environ: Mapping[str, str]) -> config.Config:
     cfg = config.load(getattr(args, "config", None), environ, flags_layer(args))
-    if args.command == "serve" and not cfg.upstream.keys and not cfg.upstream.demo:
+    if args.command == "serve" and not cfg.upstreams and not cfg.upstream.keys and not cfg.upstream.demo:
         raise ConfigError(config.needs_keys_message())
     return cfg
 
