@@ -40,6 +40,7 @@ from alice_py.store.memory import MemoryStore
 from alice_py.store.saver import ConversationSaver
 from alice_py.upstream.build import POOL_CLOCK, build_router
 from alice_py.upstream.probe import probe_ctx
+from alice_py.upstream.shared_keys import shared_keys_ctx
 from alice_py.web import middlewares, observe
 from alice_py.web.proxies import TrustedProxies
 
@@ -160,6 +161,7 @@ def create_app(cfg: Config) -> web.Application:
     app.cleanup_ctx.extend(contexts)
     app.cleanup_ctx.append(admin_keys.stored_keys_ctx)
     app.cleanup_ctx.append(probe_ctx)
+    app.cleanup_ctx.append(shared_keys_ctx)
     middlewares.install(app)
     observe.install(app)
     health.add_routes(app)

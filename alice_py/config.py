@@ -62,6 +62,7 @@ class ConversationsConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     write_behind: float = 5.0
     max_bytes: int = 1024 * 1024
+    key_prefix: str = "alice:"
 
 
 @dataclass(frozen=True, slots=True)
