@@ -228,6 +228,29 @@ async def remove_keys(request: web.Request) -> web.Response:
     )
 
 
+async def test_keys(request: web.Request) -> web.Response:
+    """``POST /admin/keys/test`` with a JSON array of keys (raw or masked): one ``GET /models``
+    each, now, whatever its state ("test now"); a key that was out and answers is back."""
+    from alice_py.upstream.probe import test_key
+
+    items = await read_key_list(request)
+    results: list[dict[str, Any]] = []
+    left = list(items)
+    for target in request.app[appkeys.ROUTER].targets:
+        found, left = resolve(target.pool, left)
+        for key in found:
+            error = await test_key(target, key)
+            results.append(
+                {
+                    "key": mask_key(key),
+                    "upstream": target.name,
+                    "ok": error is None,
+                    "error": None if error is None else error.detail,
+                }
+            )
+    return json_response({"results": results, "not_found": [i if "…" in i else mask_key(i) for i in left]})
+
+
 def admin_error(request: web.Request, error: AliceError) -> web.Response:
     return json_response({"error": error.message}, error.status)
 
@@ -247,6 +270,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(PATH, list_keys, allow_head=False)
     app.router.add_patch(PATH, add_keys)
     app.router.add_delete(PATH, remove_keys)
+    app.router.add_post(PATH + "/test", test_keys)
     app.router.add_patch(SEED_PATH, add_keys)
     guard = AdminGuard(app[appkeys.CONFIG].admin.password)
     for path in (PATH, SEED_PATH):

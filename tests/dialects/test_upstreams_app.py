@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from alice_py import config
+from alice_py import appkeys, config
 from alice_py.app import create_app
 from alice_py.config import UpstreamEntry
 from alice_py.fake import RunningFake, start_fake_upstream
@@ -173,3 +173,21 @@ def test_upstreams_mistakes_are_named(tmp_path: Path, tables: str, message: str)
     path.write_text(tables, encoding="utf-8")
     with pytest.raises(config.ConfigError, match=message):
         config.load(str(path), {}, {})
+
+
+async def test_test_now_brings_a_disabled_key_back(
+    aiohttp_client: Any, fake: RunningFake, second: RunningFake, tmp_path: Path
+) -> None:
+    client = await make(aiohttp_client, fake, second, tmp_path)
+    pool = client.app[appkeys.ROUTER].targets[0].pool
+    pool.disable(K2, "invalid key")
+    auth = {"Authorization": ADMIN_PASSWORD}
+    tested = await client.post("/admin/keys/test", json=["sk-…2222", "sk-…9999"], headers=auth)
+    body = await tested.json()
+    assert body == {
+        "results": [{"key": "sk-…2222", "upstream": "main", "ok": True, "error": None}],
+        "not_found": ["sk-…9999"],
+    }
+    assert pool.snapshot()[1].state == "active"
+    assert (await client.post("/admin/keys/test", json=["sk-…2222"])).status == 401
+    await client.close()
