@@ -22,16 +22,17 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from alice_py import appkeys
-from alice_py.redis_client import REDIS_ERRORS
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.router import UpstreamRouter
+
+if TYPE_CHECKING:  # redis is imported only by a service that uses it (tests/perf/test_idle_imports.py)
+    import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class LocalKeyState:
 
 class RedisKeyState:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        from alice_py.redis_client import REDIS_ERRORS
+
+        self._errors = REDIS_ERRORS
         self._client = client
         self._prefix = prefix
         self._pools: dict[str, KeyPool] = {}
@@ -100,7 +104,7 @@ class RedisKeyState:
     async def _write(self, upstream: str, field: str, value: bytes) -> None:
         try:
             await self._client.hset(self._hash(upstream), field, value)
-        except REDIS_ERRORS as exc:
+        except self._errors as exc:
             self._down(exc)
 
     def _down(self, exc: BaseException) -> None:
@@ -113,7 +117,7 @@ class RedisKeyState:
         for name, pool in self._pools.items():
             try:
                 raw = await self._client.hgetall(self._hash(name))
-            except REDIS_ERRORS as exc:
+            except self._errors as exc:
                 self._down(exc)
                 return
             self._warned = False
