@@ -170,16 +170,23 @@ class UpstreamRouter:
             stuck = self._sticky.get(affinity)
             if stuck is not None:
                 target, key = stuck
-                if target in targets and target not in avoid and key not in tried.get(target, ()):
-                    with contextlib.suppress(NoAvailableKeysError):
-                        if target.pool.ready(key):
-                            return target, target.pool.acquire(prefer=key)
+                usable = target in targets and target not in avoid and target.pool.ready(key)
+                if usable and key not in tried.get(target, ()):
+                    return target, target.pool.acquire(prefer=key)
+        if not tried and len(targets) == 1:  # the usual case: one upstream, a first try
+            target = targets[0]
+            try:
+                return target, target.pool.acquire()
+            except NoAvailableKeysError:
+                return None
         for avoided in (False, True):
             for target in targets:
                 if (target in avoid) is not avoided:
                     continue
-                with contextlib.suppress(NoAvailableKeysError):
+                try:
                     return target, target.pool.acquire(exclude=tried.get(target, ()))
+                except NoAvailableKeysError:
+                    pass
         return None
 
     def _wait(self, targets: list[Target], tried: dict[Target, set[str]]) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -22,33 +22,25 @@ PATH = "/metrics"
 UPSTREAM_HEADER = "X-Upstream"
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-class _CountRequests:
-    """The outermost middleware: each request's dialect, status and duration."""
+class _OnPrepare:
+    """``on_response_prepare``: ``X-Upstream``, and the request counted (dialect, status, time
+    since it began). One signal instead of a middleware: a middleware layer costs more per
+    request than the counting itself. A stream is timed to its start (its headers)."""
 
     __slots__ = ("_metrics",)
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.monotonic()
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            self._metrics.request(request.path, exc.status, time.monotonic() - started)
-            raise
-        self._metrics.request(request.path, response.status, time.monotonic() - started)
-        return response
-
-
-async def _upstream_header(request: web.Request, response: web.StreamResponse) -> None:
-    info = current()
-    if info is not None and info.upstream is not None:
-        response.headers[UPSTREAM_HEADER] = info.upstream
+    async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
+        info = current()
+        if info is None:
+            self._metrics.request(request.path, response.status, 0.0)
+            return
+        if info.upstream is not None:
+            response.headers[UPSTREAM_HEADER] = info.upstream
+        self._metrics.request(request.path, response.status, time.monotonic() - info.started)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -76,7 +68,6 @@ async def _router_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def install(app: web.Application) -> None:
     metrics = app[METRICS] = Metrics()
-    app.middlewares.insert(0, _CountRequests(metrics).middleware)
-    app.on_response_prepare.append(_upstream_header)
+    app.on_response_prepare.append(_OnPrepare(metrics))
     app.router.add_get(PATH, metrics_handler, allow_head=False)
     app.cleanup_ctx.append(_router_ctx)
