@@ -63,7 +63,7 @@ class Metrics:
         )
         self._duration = Histogram(
             "alice_request_duration_seconds",
-            "Time to answer a request (a stream: to its end).",
+            "Time from a request to its answer's headers (a stream: its start).",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
