@@ -31,7 +31,7 @@ from alice_py.api import (
     sendmessage,
 )
 from alice_py.api.table import declared_dialects
-from alice_py.config import DEMO_KEY, Config
+from alice_py.config import Config
 from alice_py.db.conversations import ConversationRepository
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
@@ -40,10 +40,10 @@ from alice_py.store.durable import DurableStore
 from alice_py.store.lifecycle import persistence_ctx
 from alice_py.store.memory import MemoryStore
 from alice_py.store.saver import ConversationSaver
-from alice_py.upstream.client import OpenAIClient
-from alice_py.upstream.keypool import KeyPool
-from alice_py.upstream.router import UpstreamRouter
-from alice_py.web import middlewares
+from alice_py.upstream.build import POOL_CLOCK, build_router
+from alice_py.upstream.probe import probe_ctx
+from alice_py.upstream.shared_keys import shared_keys_ctx
+from alice_py.web import middlewares, observe
 from alice_py.web.proxies import TrustedProxies
 
 log = logging.getLogger(__name__)
@@ -93,23 +93,15 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[appkeys.CONFIG]
-    upstream_keys = (DEMO_KEY,) if cfg.upstream.demo else cfg.upstream.keys
-    pool = KeyPool(upstream_keys, auto_remove=cfg.upstream.auto_remove_keys)
-    client = OpenAIClient(
-        app[appkeys.HTTP_SESSION],
-        app[appkeys.UPSTREAM_BASE_URL],
-        proxy=cfg.upstream.proxy or None,
-        connect_timeout=cfg.upstream.connect_timeout,
-        timeout=cfg.upstream.timeout,
-        require_finish_reason=cfg.upstream.require_finish_reason,
-    )
-    app[appkeys.KEY_POOL] = pool
-    app[appkeys.ROUTER] = UpstreamRouter(client, pool, app[appkeys.FAILURE_LOG])
+    cfg, session = app[appkeys.CONFIG], app[appkeys.HTTP_SESSION]
+    router = build_router(cfg, session, app[appkeys.UPSTREAM_BASE_URL], app.get(POOL_CLOCK, time.monotonic))
+    router.failures = app[appkeys.FAILURE_LOG]
+    app[appkeys.KEY_POOL] = router.pool  # the first upstream's: where admin-added keys go
+    app[appkeys.ROUTER] = router
     try:
         yield
     finally:
-        await client.close()
+        await router.close()
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -170,7 +162,10 @@ def create_app(cfg: Config) -> web.Application:
     ]
     app.cleanup_ctx.extend(contexts)
     app.cleanup_ctx.append(admin_keys.stored_keys_ctx)
+    app.cleanup_ctx.append(probe_ctx)
+    app.cleanup_ctx.append(shared_keys_ctx)
     middlewares.install(app, declared_dialects(cfg))
+    observe.install(app)
     health.add_routes(app)
     alice.add_routes(app)
     openai.add_routes(app)

@@ -21,7 +21,7 @@ from alice_py.errors import ConfigError
 
 log = logging.getLogger("alice_py")
 
-SUBCOMMANDS = ("serve", "db", "chat")
+SUBCOMMANDS = ("serve", "db", "chat", "doctor")
 GO_VALUE_FLAGS = {"-p", "-t", "-l", "-d", "-auth", "-proxy", "-db"}
 GO_BADGER = "badger"
 
@@ -90,13 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="A self-hosted, stateful conversation service for LLM chat.",
     )
     parser.add_argument("--version", action="version", version=f"alice-py {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{serve,db,chat}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,db,chat,doctor}")
     _serve_parser(sub)
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply the migrations")
     db.add_argument("--config", metavar="FILE")
     db.add_argument("-db", "--db", metavar="URL")
     add_chat_parser(sub)
+    doctor = sub.add_parser("doctor", help="check the database, Redis, each upstream and key")
+    doctor.add_argument("--config", metavar="FILE", help="the config file serve would use")
+    doctor.add_argument("-db", "--db", metavar="URL")
+    doctor.add_argument("--base-url", metavar="URL")
+    doctor.add_argument("--keys-file", metavar="PATH")
     return parser
 
 
@@ -132,7 +137,7 @@ def flags_layer(args: argparse.Namespace) -> config.Layer:
 
 def load_config(args: argparse.Namespace, environ: Mapping[str, str]) -> config.Config:
     cfg = config.load(getattr(args, "config", None), environ, flags_layer(args))
-    if args.command == "serve" and not cfg.upstream.keys and not cfg.upstream.demo:
+    if args.command == "serve" and not cfg.upstreams and not cfg.upstream.keys and not cfg.upstream.demo:
         raise ConfigError(config.needs_keys_message())
     return cfg
 
@@ -169,6 +174,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     try:
         cfg = load_config(args, env)
+        if cfg.server.log_format == "json":
+            from alice_py.logjson import use_json_lines
+
+            use_json_lines()
+        if args.command == "doctor":
+            from alice_py.doctor import doctor
+
+            return doctor(cfg)
         if args.command == "db":
             from alice_py.db.engine import upgrade
 

@@ -38,6 +38,7 @@ class ServerConfig:
     body_timeout: float = 30.0
     trusted_proxies: tuple[str, ...] = ()
     workers: int = 1
+    log_format: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,59 @@ class UpstreamConfig:
     auto_remove_keys: bool = True
     demo: bool = False
     require_finish_reason: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamEntry:
+    """One ``[[upstreams]]`` table, resolved: its keys gathered, its timeouts and proxy
+    defaulting to ``[upstream]``'s."""
+
+    name: str
+    base_url: str
+    keys: tuple[str, ...] = ()
+    keys_file: str = ""
+    models: tuple[str, ...] = ("*",)
+    priority: int = 0
+    weight: int = 1
+    proxy: str = ""
+    connect_timeout: float = 10.0
+    timeout: float = 300.0
+
+
+UPSTREAM_ENTRY_TYPES: dict[str, Any] = {
+    "name": str,
+    "base_url": str,
+    "keys": tuple[str, ...],
+    "keys_file": str,
+    "models": tuple[str, ...],
+    "priority": int,
+    "weight": int,
+    "proxy": str,
+    "connect_timeout": float,
+    "timeout": float,
+}
+"""The keys an ``[[upstreams]]`` table may have, with their types."""
+LIST_SECTIONS = ("upstreams",)
+"""Config fields that are TOML arrays of tables (``[[upstreams]]``), not sections."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    max_attempts: int = 3
+    deadline: float = 60.0
+    wait_for_key: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class KeysConfig:
+    fail_threshold: int = 3
+    fail_window: float = 60.0
+    probe_interval: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +201,16 @@ class Config:
     relay: RelayConfig = field(default_factory=RelayConfig)
     shares: SharesConfig = field(default_factory=SharesConfig)
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    upstreams: tuple[UpstreamEntry, ...] = ()
+    """``[[upstreams]]``; empty: the one upstream of ``[upstream]`` (see ``upstream_entries``)."""
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """A copy with some keys of some sections changed: ``cfg.replace(auth={"mode": "none"})``."""
         changed = {
-            name: dataclasses.replace(getattr(self, name), **values)
-            for name, values in sections.items()
+            name: dataclasses.replace(getattr(self, name), **values) for name, values in sections.items()
         }
         return dataclasses.replace(self, **changed)
 
@@ -165,6 +223,8 @@ def key_types() -> dict[str, dict[str, Any]]:
     """The expected type of every key, by section: ``{"server": {"port": int, ...}}``."""
     result: dict[str, dict[str, Any]] = {}
     for section in dataclasses.fields(Config):
+        if section.name in LIST_SECTIONS:
+            continue
         cls = typing.get_type_hints(Config)[section.name]
         hints = typing.get_type_hints(cls)
         result[section.name] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -243,6 +303,9 @@ def read_toml(path: Path) -> Layer:
     types_ = key_types()
     layer: Layer = {}
     for section, values in raw.items():
+        if section == "upstreams":
+            layer["upstreams"] = {"entries": _read_upstream_tables(path, values)}
+            continue
         if section not in types_:
             raise ConfigError(f"{path}: unknown section [{section}]")
         if not isinstance(values, dict):
@@ -258,6 +321,29 @@ def read_toml(path: Path) -> Layer:
                 ) from None
             layer.setdefault(section, {})[key] = converted
     return layer
+
+
+def _read_upstream_tables(path: Path, tables: Any) -> tuple[dict[str, Any], ...]:
+    """The ``[[upstreams]]`` tables, each key checked against ``UPSTREAM_ENTRY_TYPES``."""
+    if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
+        raise ConfigError(f"{path}: upstreams must be tables ([[upstreams]])")
+    entries: list[dict[str, Any]] = []
+    for number, table in enumerate(tables, 1):
+        entry: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in UPSTREAM_ENTRY_TYPES:
+                raise ConfigError(f"{path}: unknown key {key!r} in [[upstreams]] number {number}")
+            try:
+                entry[key] = _check_toml_value(UPSTREAM_ENTRY_TYPES[key], value)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{path}: [[upstreams]] number {number}: {key} must be {exc}, got {type(value).__name__}"
+                ) from None
+        for required in ("name", "base_url"):
+            if not entry.get(required):
+                raise ConfigError(f"{path}: [[upstreams]] number {number} needs a {required}")
+        entries.append(entry)
+    return tuple(entries)
 
 
 def read_environment(environ: Mapping[str, str]) -> Layer:
@@ -304,13 +390,48 @@ def build(layer: Layer) -> Config:
     values = {section: dict(keys) for section, keys in layer.items()}
     upstream = values.setdefault("upstream", {})
     extra = tuple(upstream.pop("extra_keys", ()))
+    tables = values.pop("upstreams", {}).get("entries", ())
     cfg = Config().replace(**values)
-    keys = cfg.upstream.keys + read_keys_file(Path(cfg.upstream.keys_file)) + extra
-    cfg = cfg.replace(upstream={"keys": tuple(dict.fromkeys(keys))})
+    if tables:
+        # [[upstreams]] replaces [upstream]: its default base_url and key.txt, and
+        # OPENAI_API_KEY, add no upstream and no key of their own.
+        cfg = dataclasses.replace(cfg, upstreams=tuple(_resolve_upstream(cfg, table) for table in tables))
+    else:
+        keys = cfg.upstream.keys + read_keys_file(Path(cfg.upstream.keys_file)) + extra
+        cfg = cfg.replace(upstream={"keys": tuple(dict.fromkeys(keys))})
     if demo_opens_auth(cfg, layer):
         cfg = cfg.replace(auth={"mode": "none"})
     validate(cfg)
     return cfg
+
+
+def _resolve_upstream(cfg: Config, table: Mapping[str, Any]) -> UpstreamEntry:
+    defaults = {
+        "proxy": cfg.upstream.proxy,
+        "connect_timeout": cfg.upstream.connect_timeout,
+        "timeout": cfg.upstream.timeout,
+    }
+    entry = UpstreamEntry(**{**defaults, **table})
+    keys = entry.keys + (read_keys_file(Path(entry.keys_file)) if entry.keys_file else ())
+    return dataclasses.replace(entry, keys=tuple(dict.fromkeys(key.strip() for key in keys if key.strip())))
+
+
+def upstream_entries(cfg: Config) -> tuple[UpstreamEntry, ...]:
+    """The upstreams to route to: ``[[upstreams]]``, or ``[upstream]`` as one named "default"."""
+    if cfg.upstreams:
+        return cfg.upstreams
+    up = cfg.upstream
+    return (
+        UpstreamEntry(
+            name="default",
+            base_url=up.base_url,
+            keys=up.keys,
+            keys_file=up.keys_file,
+            proxy=up.proxy,
+            connect_timeout=up.connect_timeout,
+            timeout=up.timeout,
+        ),
+    )
 
 
 def demo_opens_auth(cfg: Config, layer: Layer) -> bool:
@@ -327,19 +448,16 @@ def validate(cfg: Config) -> None:
     if cfg.auth.mode not in AUTH_MODES:
         raise ConfigError(f"auth mode must be one of {', '.join(AUTH_MODES)}, got {cfg.auth.mode!r}")
     if cfg.auth.replay not in REPLAY_POLICIES:
-        raise ConfigError(
-            f"auth replay must be one of {', '.join(REPLAY_POLICIES)}, got {cfg.auth.replay!r}"
-        )
+        raise ConfigError(f"auth replay must be one of {', '.join(REPLAY_POLICIES)}, got {cfg.auth.replay!r}")
     if cfg.conversations.store not in STORE_BACKENDS:
         raise ConfigError(
-            f"conversations store must be one of {', '.join(STORE_BACKENDS)}, "
-            f"got {cfg.conversations.store!r}"
+            f"conversations store must be one of {', '.join(STORE_BACKENDS)}, got {cfg.conversations.store!r}"
         )
     if cfg.conversations.store == "redis":
         # Not built yet (issue 12): refused, never accepted and ignored.
         raise ConfigError(
             "conversations store 'redis' is not available yet: this version keeps live "
-            "conversations in memory only; remove the setting (or set store = \"memory\")"
+            'conversations in memory only; remove the setting (or set store = "memory")'
         )
     if cfg.server.workers < 1:
         raise ConfigError(f"server workers must be 1 or more, got {cfg.server.workers}")
@@ -369,6 +487,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(
                 f"server trusted_proxies: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
             ) from None
+    _validate_routing(cfg)
     for name in cfg.node.client_options:
         head, dot, tail = name.partition(".")
         if head not in NODE_CLIENT_OPTIONS or (dot and (head != "modelOptions" or not tail.isidentifier())):
@@ -376,6 +495,38 @@ def validate(cfg: Config) -> None:
                 f"node client_options: {name!r} is not one of {', '.join(NODE_CLIENT_OPTIONS)} "
                 "or modelOptions.<field>"
             )
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _validate_routing(cfg: Config) -> None:
+    if cfg.server.log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"server log_format must be one of {', '.join(LOG_FORMATS)}, got {cfg.server.log_format!r}"
+        )
+    if cfg.routing.max_attempts < 1:
+        raise ConfigError("routing max_attempts must be 1 or more")
+    if cfg.routing.deadline <= 0:
+        raise ConfigError("routing deadline must be more than 0 seconds")
+    if cfg.routing.wait_for_key < 0:
+        raise ConfigError("routing wait_for_key must be 0 (do not wait) or more seconds")
+    if cfg.keys.fail_threshold < 1:
+        raise ConfigError("keys fail_threshold must be 1 or more")
+    if cfg.keys.fail_window <= 0:
+        raise ConfigError("keys fail_window must be more than 0 seconds")
+    if cfg.keys.probe_interval < 0:
+        raise ConfigError("keys probe_interval must be 0 (no probes) or more seconds")
+    names = [entry.name for entry in cfg.upstreams]
+    for entry in cfg.upstreams:
+        if names.count(entry.name) > 1:
+            raise ConfigError(f"upstreams: the name {entry.name!r} is used twice")
+        if entry.weight < 1:
+            raise ConfigError(f"upstreams {entry.name!r}: weight must be 1 or more")
+        if not entry.models:
+            raise ConfigError(f'upstreams {entry.name!r}: models is empty ("*" serves any model)')
+        if not entry.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"upstreams {entry.name!r}: base_url must start with http:// or https://")
 
 
 def load(

@@ -24,7 +24,7 @@ HEADER = "X-Request-Id"
 class RequestInfo:
     """The request being handled, as its failure log lines name it."""
 
-    __slots__ = ("client_gone", "id", "key", "method", "path", "started")
+    __slots__ = ("client_gone", "id", "key", "method", "path", "started", "upstream")
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
         self.id = request_id
@@ -33,6 +33,8 @@ class RequestInfo:
         self.started = time.monotonic()
         self.key: str | None = None
         """The upstream key of the latest model call, set by the router (never shown unmasked)."""
+        self.upstream: str | None = None
+        """The name of the upstream of the latest model call (``X-Upstream``), set by the router."""
         self.client_gone = False
         """Set once the client's leaving is logged, so that it is logged once."""
 

@@ -70,8 +70,14 @@ def startup_lines(cfg: Config) -> list[str]:
     lines = [f"alice-py {__version__} starting on http://{cfg.server.host}:{cfg.server.port}"]
     if cfg.upstream.demo:
         lines.append("answers come from the built-in demo model (no API key, no network needed)")
-    else:
+    elif not cfg.upstreams:
         lines.append(f"upstream {cfg.upstream.base_url} with {len(cfg.upstream.keys)} key(s)")
+    else:
+        for entry in cfg.upstreams:
+            lines.append(
+                f"upstream {entry.name} {entry.base_url} with {len(entry.keys)} key(s), "
+                f"models {', '.join(entry.models)}, priority {entry.priority}"
+            )
     auth = f"auth {cfg.auth.mode}"
     if cfg.upstream.demo and cfg.auth.mode == "none":
         auth += " (--demo with no secret set: --token or --auth require one)"

@@ -142,15 +142,27 @@ def _key_view(state: KeyState, stored: bool) -> dict[str, Any]:
         "failures": state.failures,
         "last_error": state.last_error,
         "source": "admin" if stored else "config",
+        "upstream": state.upstream,
+        "last_error_request_id": state.last_error_request_id,
+        "window_requests": state.window_calls,
+        "window_failures": state.window_failures,
+        "success_rate": None if state.success_rate is None else round(state.success_rate, 3),
+        "tokens": state.tokens,
     }
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    pool = request.app[appkeys.KEY_POOL]
     stored = set(await request.app[appkeys.STORED_KEYS].all())
-    # keys() and snapshot() list the pool's entries in the same order; nothing awaits in between.
-    views = [_key_view(state, key in stored) for key, state in zip(pool.keys(), pool.snapshot(), strict=True)]
-    return json_response({"keys": views, "count": len(views), "usable": pool.usable_count()})
+    views: list[dict[str, Any]] = []
+    usable = 0
+    for target in request.app[appkeys.ROUTER].targets:
+        pool = target.pool
+        # keys() and snapshot() list the pool's entries in the same order; nothing awaits in between.
+        views.extend(
+            _key_view(state, key in stored) for key, state in zip(pool.keys(), pool.snapshot(), strict=True)
+        )
+        usable += pool.usable_count()
+    return json_response({"keys": views, "count": len(views), "usable": usable})
 
 
 async def add_keys(request: web.Request) -> web.Response:
@@ -197,7 +209,7 @@ def resolve(pool: KeyPool, items: list[str]) -> tuple[list[str], list[str]]:
 
 async def remove_keys(request: web.Request) -> web.Response:
     items = await read_key_list(request)
-    pool = request.app[appkeys.KEY_POOL]
+    pool = request.app[appkeys.KEY_POOL]  # admin-added keys live in the first upstream's pool
     found, missing = resolve(pool, items)
     # Unknown raw items may still be stored (a key the pool never loaded): forget those too.
     await request.app[appkeys.STORED_KEYS].remove(found + missing)
@@ -214,6 +226,29 @@ async def remove_keys(request: web.Request) -> web.Response:
             "count": len(pool),
         }
     )
+
+
+async def test_keys(request: web.Request) -> web.Response:
+    """``POST /admin/keys/test`` with a JSON array of keys (raw or masked): one ``GET /models``
+    each, now, whatever its state ("test now"); a key that was out and answers is back."""
+    from alice_py.upstream.probe import test_key
+
+    items = await read_key_list(request)
+    results: list[dict[str, Any]] = []
+    left = list(items)
+    for target in request.app[appkeys.ROUTER].targets:
+        found, left = resolve(target.pool, left)
+        for key in found:
+            error = await test_key(target, key)
+            results.append(
+                {
+                    "key": mask_key(key),
+                    "upstream": target.name,
+                    "ok": error is None,
+                    "error": None if error is None else error.detail,
+                }
+            )
+    return json_response({"results": results, "not_found": [i if "…" in i else mask_key(i) for i in left]})
 
 
 def admin_error(request: web.Request, error: AliceError) -> web.Response:
@@ -235,4 +270,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(PATH, list_keys, allow_head=False)
     app.router.add_patch(PATH, add_keys)
     app.router.add_delete(PATH, remove_keys)
+    app.router.add_post(PATH + "/test", test_keys)
     app.router.add_patch(SEED_PATH, add_keys)

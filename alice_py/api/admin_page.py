@@ -354,6 +354,9 @@ class AdminStatus:
                     "last_error": state.last_error,
                     "cooldown_remaining": state.cooldown_remaining,
                     "disabled_reason": state.disabled_reason,
+                    "upstream": state.upstream,
+                    "success_rate": state.success_rate,
+                    "tokens": state.tokens,
                 }
                 for state in self.key_states
             ],
@@ -365,7 +368,7 @@ async def collect_status(app: web.Application) -> AdminStatus:
         uptime=time.time() - app[appkeys.STARTED_AT],
         conversations=await app[appkeys.STORE].count(),
         shares=await app[appkeys.SHARES].count(),
-        key_states=app[appkeys.KEY_POOL].snapshot(),
+        key_states=[state for target in app[appkeys.ROUTER].targets for state in target.pool.snapshot()],
     )
 
 

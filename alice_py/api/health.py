@@ -23,7 +23,7 @@ async def readyz(request: web.Request) -> web.Response:
     health = app.get(appkeys.DB_HEALTH)
     if health is not None and health.problem is not None:
         problems.append(f"database: {health.problem}")
-    if app[appkeys.KEY_POOL].usable_count() == 0:
+    if not any(target.pool.usable_count() for target in app[appkeys.ROUTER].targets):
         problems.append("upstream: No available API keys")
     if problems:
         return web.Response(status=503, text="not ready: " + "; ".join(problems))

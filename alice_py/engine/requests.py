@@ -67,8 +67,12 @@ def conversation_request(conv: Conversation, turns: Sequence[Turn], models: Mode
     """The request that answers the last of ``turns`` (a question) in ``conv``."""
     model = conv.model or conv.kind.model(models)
     if conv.kind.is_chat:
-        return chat_request(model, conv.prompt, turns)
-    return completion_request(model, conv.prompt, PRESETS[conv.preset], conv.human_name, conv.ai_name, turns)
+        request = chat_request(model, conv.prompt, turns)
+    else:
+        preset = PRESETS[conv.preset]
+        request = completion_request(model, conv.prompt, preset, conv.human_name, conv.ai_name, turns)
+    # The conversation keeps its upstream key while it is usable (the upstream's prompt cache).
+    return UpstreamRequest(request.endpoint, request.body, affinity=conv.id)
 
 
 def examples_turns(examples: Sequence[str], question: str) -> list[Turn]:

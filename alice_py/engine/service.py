@@ -555,4 +555,4 @@ def _turn_request(
     request = conversation_request(conv, turns, models)
     if not options.params:
         return request
-    return UpstreamRequest(endpoint=request.endpoint, body=with_params(request.body, options.params))
+    return dataclasses.replace(request, body=with_params(request.body, options.params))

@@ -112,20 +112,45 @@ def _body_text(body: bytes) -> str | None:
     return text or None
 
 
+RESET_HEADERS = ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+_DURATION = re.compile(
+    r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?"
+)
+
+
+def _duration(text: str) -> float | None:
+    """OpenAI's ``x-ratelimit-reset-*`` values (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``) in seconds."""
+    text = text.strip()
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        with contextlib.suppress(ValueError):
+            return max(float(text), 0.0)
+        return None
+    hours, minutes, seconds, millis = (float(part) if part else 0.0 for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds + millis / 1000
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), as openai-python."""
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), as openai-python;
+    failing those, the longest of OpenAI's ``x-ratelimit-reset-requests`` / ``-tokens``."""
     lowered = {name.lower(): value for name, value in headers.items()}
     with contextlib.suppress(ValueError):
         if "retry-after-ms" in lowered:
             return max(float(lowered["retry-after-ms"]) / 1000, 0.0)
     value = lowered.get("retry-after")
     if not value:
-        return None
+        resets = [_duration(lowered[name]) for name in RESET_HEADERS if name in lowered]
+        known = [seconds for seconds in resets if seconds is not None]
+        return max(known) if known else None
     with contextlib.suppress(ValueError):
         return max(float(value), 0.0)
     with contextlib.suppress(ValueError, TypeError):
         return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
     return None
+
+
+KEY_REFUSED_CODES = frozenset({"invalid_api_key", "account_deactivated"})
+"""Error codes that mean the key itself is refused, whatever the 4xx status (403 from some)."""
 
 
 def _classify(
@@ -141,11 +166,11 @@ def _classify(
     sees it), ``detail`` the full text for the log; ``server_message`` what a 5xx shows."""
     code, type_, error_object = fields
     common: dict[str, Any] = {"detail": detail, "upstream_status": status, "code": code, "type": type_}
-    if status == 401:
+    if status == 401 or (400 <= status < 500 and KEY_REFUSED_CODES.intersection((code, type_))):
         return InvalidKeyError(KEY_INVALID, **common)
+    if 400 <= status < 500 and "insufficient_quota" in (code, type_):
+        return QuotaExceededError(KEY_QUOTA, **common)
     if status == 429:
-        if "insufficient_quota" in (code, type_):
-            return QuotaExceededError(KEY_QUOTA, **common)
         return UpstreamRateLimitError(shown, retry_after=retry_after, error_object=error_object, **common)
     if status >= 500:
         return UpstreamServerError(server_message, **common)
@@ -182,7 +207,9 @@ def error_from_response(
     shown = scrub(message, key) if message else generic
     retry_after = _retry_after(headers) if status == 429 else None
     fields = (code, type_, _error_object(data, key))
-    return _classify(status, shown, detail, fields, retry_after, server_message=server_failed(status))
+    error = _classify(status, shown, detail, fields, retry_after, server_message=server_failed(status))
+    error.upstream_request_id = headers.get("x-request-id")
+    return error
 
 
 _STREAM_ERROR_STATUS = {
@@ -303,8 +330,7 @@ after the chunks (an error sent in the stream, or ``[DONE]`` without a ``finish_
 _NOTHING: Burst = ([], False, None)
 
 INCOMPLETE = (
-    "The model API ended its answer without saying it was finished (no finish_reason): "
-    "it was cut short"
+    "The model API ended its answer without saying it was finished (no finish_reason): it was cut short"
 )
 
 
@@ -446,7 +472,11 @@ class OpenAIClient:
         A request whose connection turned out dead before its answer's status came (a kept-alive
         connection the server had dropped) is sent once more on a new connection of its own.
         """
-        headers = {**self._headers[streaming], "Authorization": f"Bearer {key}"}
+        headers = (
+            {**self._headers[streaming], "Authorization": f"Bearer {key}"}
+            if key
+            else self._headers[streaming]
+        )
         timeout = self._stream_timeout if streaming else self._call_timeout
         with self._network_errors(key, streaming=streaming):
             try:

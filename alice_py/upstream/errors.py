@@ -54,6 +54,8 @@ class UpstreamError(AliceError):
         self.code = code
         self.type = type
         self.error_object = error_object
+        self.upstream_request_id: str | None = None
+        """The upstream's own request id (its ``x-request-id`` header), for the admin's last error."""
 
 
 class InvalidKeyError(UpstreamError):
@@ -115,6 +117,21 @@ class IncompleteStreamError(UpstreamConnectionError):
     ``finish_reason``: the model was interrupted (llama-cpp-python's ``interrupt_requests``),
     so the answer is cut short. ``[upstream] require_finish_reason = false`` accepts such
     streams from a server that never sends one."""
+
+
+class KeysCoolingError(UpstreamRateLimitError):
+    """Every key of every upstream serving the model is cooling, and the first one comes back
+    later than ``[routing] wait_for_key``: 429 with ``Retry-After`` (when it does)."""
+
+    status = 429
+    compat_status = 429
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            "Every API key is rate limited for now; retry later",
+            retry_after=retry_after,
+            upstream_status=None,
+        )
 
 
 class NoAvailableKeysError(UpstreamError):

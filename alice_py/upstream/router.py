@@ -1,15 +1,16 @@
-"""The router: one upstream client and its key pool, with failover. Implements ``Upstream``.
+"""The router: several upstreams, each a client and its key pool, with failover. Implements ``Upstream``.
 
-Failover policy (like openai-python's retries, but across keys and without sleeping):
+A request goes to the upstreams that serve its model (``models``: names or patterns), lowest
+``priority`` first; upstreams of equal priority share the requests by ``weight`` (smooth
+weighted round robin). A request with an ``affinity`` (a conversation) keeps the key that
+served it last while that key is usable.
 
-- A key that answers invalid-key or exhausted-quota is reported to the pool (which
-  disables it when ``auto_remove`` is on) and the request is retried once on the next key.
-- 429, 5xx and connection failures are retried once on another key too; the failed key
-  cools down in the pool (for ``Retry-After`` when given) instead of making this request wait.
-- Timeouts and other 4xx are not retried: a timeout already cost the user the full
-  wait, and a bad request fails the same way on every key.
-- A stream fails over only before its first chunk; after that, the client has started
-  receiving the answer and errors propagate.
+After a failed attempt ``retry.should_retry`` says what comes next (another key, another
+upstream, or nothing), within ``[routing] max_attempts`` and ``deadline``. When no key of any
+upstream serving the model is ready, but one is cooling, the request waits for the first to come
+back, up to ``[routing] wait_for_key`` seconds, else 429 with ``Retry-After``
+(``KeysCoolingError``). A stream fails over only before its first chunk; a stream that breaks
+after it ends in error and counts one failure for its key.
 
 Every failed attempt, retried or not, is one line in the failure log (``failure_log``,
 which folds repeats) with the key masked; a failure that is retried says with which key.
@@ -17,108 +18,290 @@ which folds repeats) with the key masked; a failure that is retried says with wh
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, TypeVar
+import fnmatch
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
+from alice_py.errors import ModelNotFound
 from alice_py.failure_log import FailureLog
 from alice_py.request_ids import current
 from alice_py.upstream.client import OpenAIClient, chunk_text, response_text
-from alice_py.upstream.errors import (
-    InvalidKeyError,
-    NoAvailableKeysError,
-    QuotaExceededError,
-    UpstreamConnectionError,
-    UpstreamError,
-    UpstreamRateLimitError,
-    UpstreamServerError,
-)
+from alice_py.upstream.errors import KeysCoolingError, NoAvailableKeysError, UpstreamError
 from alice_py.upstream.keypool import KeyPool
+from alice_py.upstream.retry import Next, outcome, should_retry
 from alice_py.upstream.types import UpstreamRequest
 
 T = TypeVar("T")
 Chunks = AsyncGenerator[dict[str, Any], None]
 Batches = AsyncGenerator[list[dict[str, Any]], None]
 
-RETRIED = (
-    InvalidKeyError,
-    QuotaExceededError,
-    UpstreamRateLimitError,
-    UpstreamServerError,
-    UpstreamConnectionError,
-)
+STICKY_MAX = 100_000
+"""Conversations whose key the router remembers (least recently used forgotten first)."""
+ORDER_CACHE_MAX = 1024
+
+
+class RouterMetrics(Protocol):
+    """What the router reports to ``/metrics`` (``alice_py.metrics``)."""
+
+    def upstream_call(self, upstream: str, key: str, outcome: str) -> None: ...
+
+    def first_byte(self, seconds: float) -> None: ...
+
+    def stream_opened(self) -> None: ...
+
+    def stream_closed(self) -> None: ...
+
+
+class Target:
+    """One upstream: its name, client, key pool, and which requests it takes."""
+
+    __slots__ = ("client", "current", "models", "name", "pool", "priority", "weight")
+
+    def __init__(
+        self,
+        name: str,
+        client: OpenAIClient,
+        pool: KeyPool,
+        *,
+        models: Sequence[str] = ("*",),
+        priority: int = 0,
+        weight: int = 1,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.pool = pool
+        self.models = tuple(models)
+        self.priority = priority
+        self.weight = weight
+        self.current = 0
+        """Smooth weighted round robin's running weight within its priority group."""
+
+    def __repr__(self) -> str:
+        return f"<Target {self.name} {self.client.base_url} {self.pool!r}>"
+
+    def serves(self, model: str) -> bool:
+        return any(pattern == "*" or fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
 
 
 class UpstreamRouter:
-    """Requests to one OpenAI-compatible upstream through its key pool (``router.pool``)."""
+    """Requests to the upstreams (``router.targets``) through their key pools."""
 
-    def __init__(self, client: OpenAIClient, pool: KeyPool, failures: FailureLog | None = None) -> None:
-        self.client = client
-        self.pool = pool
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        failures: FailureLog | None = None,
+        *,
+        max_attempts: int = 3,
+        deadline: float = 60.0,
+        wait_for_key: float = 5.0,
+        metrics: RouterMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not targets:
+            raise ValueError("a router needs at least one upstream")
+        self.targets = tuple(targets)
         self.failures = failures if failures is not None else FailureLog()
+        self.max_attempts = max_attempts
+        self.deadline = deadline
+        self.wait_for_key = wait_for_key
+        self.metrics = metrics
+        self._clock = clock
+        self._groups: dict[str, list[list[Target]]] = {}
+        self._sticky: OrderedDict[str, tuple[Target, str]] = OrderedDict()
+
+    @classmethod
+    def single(
+        cls, client: OpenAIClient, pool: KeyPool, failures: FailureLog | None = None
+    ) -> UpstreamRouter:
+        """One upstream, serving any model, with the default routing."""
+        return cls([Target(pool.name, client, pool)], failures)
 
     def __repr__(self) -> str:
-        return f"<UpstreamRouter {self.client.base_url} {self.pool!r}>"
+        return f"<UpstreamRouter {', '.join(t.name for t in self.targets)}>"
 
-    def _retry_key(self, key: str, error: UpstreamError) -> str | None:
-        """The key to retry with after ``key`` failed with ``error``, or None: don't retry."""
-        if not isinstance(error, RETRIED):
-            return None
-        try:
-            return self.pool.acquire(exclude=(key,))
-        except NoAvailableKeysError:
-            return None
+    @property
+    def pool(self) -> KeyPool:
+        """The first upstream's pool: where keys added through the admin API go."""
+        return self.targets[0].pool
 
-    def _acquire(self) -> str:
-        try:
-            key = self.pool.acquire()
-        except NoAvailableKeysError as exc:
-            self.failures.upstream(exc, None)
-            raise
-        self._using(key)
-        return key
+    def target(self, name: str) -> Target | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+    async def close(self) -> None:
+        for target in self.targets:
+            await target.client.close()
+
+    # ---- choosing -------------------------------------------------------------------------------
+
+    def _order(self, model: str) -> list[Target]:
+        """The upstreams serving ``model``, in the order to try them for this request."""
+        groups = self._groups.get(model)
+        if groups is None:
+            serving = [t for t in self.targets if t.serves(model)]
+            if not serving:
+                raise ModelNotFound(model)
+            by_priority: dict[int, list[Target]] = {}
+            for target in sorted(serving, key=lambda t: t.priority):
+                by_priority.setdefault(target.priority, []).append(target)
+            groups = list(by_priority.values())
+            if len(self._groups) >= ORDER_CACHE_MAX:
+                self._groups.clear()
+            self._groups[model] = groups
+        if len(groups) == 1 and len(groups[0]) == 1:
+            return groups[0]
+        order: list[Target] = []
+        for group in groups:
+            order.extend(_weighted(group) if len(group) > 1 else group)
+        return order
+
+    def _pick(
+        self,
+        targets: list[Target],
+        tried: dict[Target, set[str]],
+        avoid: set[Target],
+        affinity: str | None,
+    ) -> tuple[Target, str] | None:
+        """The upstream and key for the next attempt, or None: no key is ready."""
+        if affinity is not None:
+            stuck = self._sticky.get(affinity)
+            if stuck is not None:
+                target, key = stuck
+                usable = target in targets and target not in avoid and target.pool.ready(key)
+                if usable and key not in tried.get(target, ()):
+                    return target, target.pool.acquire(prefer=key)
+        if not tried and len(targets) == 1:  # the usual case: one upstream, a first try
+            target = targets[0]
+            try:
+                return target, target.pool.acquire()
+            except NoAvailableKeysError:
+                return None
+        for avoided in (False, True):
+            for target in targets:
+                if (target in avoid) is not avoided:
+                    continue
+                try:
+                    return target, target.pool.acquire(exclude=tried.get(target, ()))
+                except NoAvailableKeysError:
+                    pass
+        return None
+
+    def _wait(self, targets: list[Target], tried: dict[Target, set[str]]) -> float | None:
+        """Seconds until the first cooling key not tried yet is ready; None if there is none."""
+        waits = [
+            ready - target.pool.now()
+            for target in targets
+            if (ready := target.pool.ready_at(exclude=tried.get(target, ()))) is not None
+        ]
+        return max(min(waits), 0.0) if waits else None
+
+    def _remember(self, affinity: str, target: Target, key: str) -> None:
+        sticky = self._sticky
+        if sticky.get(affinity) != (target, key):
+            sticky[affinity] = (target, key)
+            if len(sticky) > STICKY_MAX:
+                sticky.popitem(last=False)
+        else:
+            sticky.move_to_end(affinity)
+
+    # ---- attempts -------------------------------------------------------------------------------
 
     @staticmethod
-    def _using(key: str) -> None:
-        """The request's key, for a failure logged later (the client leaving)."""
+    def _using(target: Target, key: str) -> None:
+        """The request's upstream and key, for its log lines and ``X-Upstream``."""
         info = current()
         if info is not None:
             info.key = key
+            info.upstream = target.name
 
-    def _failed(self, key: str, error: UpstreamError) -> str | None:
-        """Report ``key``'s failure to the pool and the log; the key to retry with, if any."""
-        self.pool.report_failure(key, error)
-        retry_key = self._retry_key(key, error)
-        self.failures.upstream(error, key, retry_key)
-        return retry_key
+    def _count(self, target: Target, key: str, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.upstream_call(target.name, key, result)
 
-    async def _attempt(self, send: Callable[[str], Awaitable[T]]) -> tuple[str, T]:
-        """``send(key)`` with a key from the pool, and once more with another key if it
-        failed in a way another key may fix. Failures are reported to the pool and logged."""
-        key = self._acquire()
-        try:
-            return key, await send(key)
-        except UpstreamError as exc:
-            retry_key = self._failed(key, exc)
-            if retry_key is None:
-                raise
-        self._using(retry_key)
-        try:
-            return retry_key, await send(retry_key)
-        except UpstreamError as exc:
-            self.pool.report_failure(retry_key, exc)
-            self.failures.upstream(exc, retry_key)
-            raise
+    async def _attempt(
+        self, request: UpstreamRequest, send: Callable[[Target, str], Awaitable[T]]
+    ) -> tuple[Target, str, T]:
+        """``send(target, key)`` on the chosen upstream and key, and again elsewhere as the
+        retry rules allow. Failures are reported to the key pool and logged."""
+        model = request.body.get("model")
+        targets = self._order(model if isinstance(model, str) else "")
+        tried: dict[Target, set[str]] = {}
+        avoid: set[Target] = set()
+        ends = self._clock() + self.deadline
+        attempts = 0
+        last: UpstreamError | None = None
+        pick = self._pick(targets, tried, avoid, request.affinity)
+        while True:
+            if pick is None:
+                pick = await self._wait_for_key(targets, tried, ends, last)
+            target, key = pick
+            attempts += 1
+            self._using(target, key)
+            try:
+                result = await send(target, key)
+            except UpstreamError as exc:
+                target.pool.report_failure(key, exc)
+                self._count(target, key, outcome(exc))
+                last = exc
+                step = should_retry(exc)
+                if step is Next.STOP or attempts >= self.max_attempts or self._clock() >= ends:
+                    self.failures.upstream(exc, key)
+                    raise
+                tried.setdefault(target, set()).add(key)
+                if step is Next.OTHER_UPSTREAM:
+                    avoid.add(target)
+                pick = self._pick(targets, tried, avoid, None)
+                self.failures.upstream(exc, key, pick[1] if pick is not None else None)
+                continue
+            if request.affinity is not None:
+                self._remember(request.affinity, target, key)
+            return target, key, result
+
+    async def _wait_for_key(
+        self,
+        targets: list[Target],
+        tried: dict[Target, set[str]],
+        ends: float,
+        last: UpstreamError | None,
+    ) -> tuple[Target, str]:
+        """A key once one is ready again; raises when none will be soon enough."""
+        wait = self._wait(targets, tried)
+        if wait is None:
+            if last is not None:
+                raise last  # logged when it happened
+            error: UpstreamError = NoAvailableKeysError()
+            self.failures.upstream(error, None)
+            raise error
+        if wait <= self.wait_for_key and self._clock() + wait <= ends:
+            await asyncio.sleep(wait)
+            pick = self._pick(targets, tried, set(), None)
+            if pick is not None:
+                return pick
+            wait = self._wait(targets, tried) or 1.0  # taken meanwhile, or cooling again
+        error = KeysCoolingError(wait)
+        self.failures.upstream(error, None)
+        raise error
+
+    # ---- the entry points -----------------------------------------------------------------------
 
     async def call(self, request: UpstreamRequest) -> dict[str, Any]:
         """One non-streaming request; the upstream's JSON response."""
-        key, response = await self._attempt(lambda key: self.client.call(key, request))
-        self.pool.report_success(key)
+        started = time.monotonic()
+        target, key, response = await self._attempt(request, lambda t, key: t.client.call(key, request))
+        if self.metrics is not None:
+            self.metrics.first_byte(time.monotonic() - started)
+        target.pool.report_success(key, _tokens(response))
+        self._count(target, key, "ok")
         return response
 
-    async def _open(self, key: str, request: UpstreamRequest) -> tuple[Batches, list[dict[str, Any]] | None]:
+    async def _open(
+        self, target: Target, key: str, request: UpstreamRequest
+    ) -> tuple[Batches, list[dict[str, Any]] | None]:
         """Start a stream and wait for its first chunks (None: it ended at once, with ``[DONE]``)."""
-        batches = self.client.stream_batches(key, request)
+        batches = target.client.stream_batches(key, request)
         try:
             first = await anext(batches, None)
         except BaseException:
@@ -130,19 +313,33 @@ class UpstreamRouter:
         """One streaming request; its SSE ``data:`` JSON objects until ``[DONE]``, in batches of
         those that arrived together. Closing this iterator (or cancelling its consumer) closes
         the upstream connection."""
-        key, (batches, first) = await self._attempt(lambda key: self._open(key, request))
+        started = time.monotonic()
+        target, key, (batches, first) = await self._attempt(
+            request, lambda t, key: self._open(t, key, request)
+        )
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.first_byte(time.monotonic() - started)
+            metrics.stream_opened()
+        last: dict[str, Any] | None = None
         try:
             if first is not None:
+                last = first[-1] if first else None
                 yield first
                 async for batch in batches:
+                    last = batch[-1]
                     yield batch
         except UpstreamError as exc:
-            self.pool.report_failure(key, exc)
+            target.pool.report_failure(key, exc, broke_off=True)
+            self._count(target, key, "broken_stream")
             self.failures.upstream(exc, key)
             raise
         finally:
+            if metrics is not None:
+                metrics.stream_closed()
             await batches.aclose()
-        self.pool.report_success(key)
+        target.pool.report_success(key, _tokens(last) if last is not None else 0)
+        self._count(target, key, "ok")
 
     async def stream(self, request: UpstreamRequest) -> Chunks:
         """One streaming request; each SSE ``data:`` JSON object until ``[DONE]``."""
@@ -174,3 +371,26 @@ class UpstreamRouter:
             async for batch in batches:
                 for text in batch:
                     yield text
+
+
+def _weighted(group: list[Target]) -> list[Target]:
+    """Smooth weighted round robin (nginx's): the chosen upstream first, the others after it
+    by weight, as failover candidates."""
+    total = 0
+    best = group[0]
+    for target in group:
+        target.current += target.weight
+        total += target.weight
+        if target.current > best.current:
+            best = target
+    best.current -= total
+    return [best, *sorted((t for t in group if t is not best), key=lambda t: -t.weight)]
+
+
+def _tokens(response: dict[str, Any]) -> int:
+    usage = response.get("usage")
+    if type(usage) is dict:
+        total = usage.get("total_tokens")
+        if type(total) is int:
+            return total
+    return 0

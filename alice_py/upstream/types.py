@@ -16,6 +16,9 @@ class UpstreamRequest:
     body: Mapping[str, Any]
     """The OpenAI request body, ``model`` included. ``stream`` is set by the call made
     (``call`` or ``stream``), not taken from here."""
+    affinity: str | None = None
+    """What the request belongs to (a conversation id): the router keeps sending such
+    requests with the same key while it is usable (the upstream's prompt cache)."""
 
 
 class Upstream(Protocol):

@@ -19,6 +19,7 @@ from aiohttp import web
 from alice_py import appkeys
 from alice_py.errors import AliceError, RateLimited
 from alice_py.request_ids import current_id
+from alice_py.upstream.errors import KeysCoolingError
 
 ErrorFormatter = Callable[[web.Request, AliceError], web.Response]
 """Builds the response for ``error`` raised while handling ``request``."""
@@ -93,6 +94,6 @@ def retry_after_seconds(seconds: float) -> str:
 def render_error(request: web.Request, error: AliceError) -> web.Response:
     """The dialect's response for ``error``, with ``Retry-After`` when it is a rate limit."""
     response = request.app[appkeys.DIALECTS].for_path(request.path).errors(request, error)
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | KeysCoolingError) and error.retry_after is not None:
         response.headers["Retry-After"] = retry_after_seconds(error.retry_after)
     return response

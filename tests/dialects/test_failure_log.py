@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 
 from alice_py import appkeys
 from alice_py.failure_log import LOGGER, Failure, FailureLog
 from alice_py.fake import FakeState
+from alice_py.upstream.build import POOL_CLOCK
 from tests.dialects.conftest import UPSTREAM_KEY, MakeClient
 from tests.support import Clock, free_port, wait_until
 
@@ -36,13 +37,19 @@ def line_of(caplog: pytest.LogCaptureFixture, request_id: str) -> str:
 async def test_thirty_failures_in_a_row_write_a_first_line_and_then_a_count(
     make_client: MakeClient, fake_state: FakeState, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = await make_client(upstream={"keys": (FIRST, SECOND)})
+    pools = Clock()  # each request a minute after the last: the keys have cooled down
+
+    def setup(app: web.Application) -> None:
+        app[POOL_CLOCK] = pools
+
+    client = await make_client(setup, upstream={"keys": (FIRST, SECOND)}, routing={"max_attempts": 2})
     fake_state.fail_next("server_error", 60)  # each request fails, and so does its retry on the other key
     ids = []
     for _ in range(30):
         response = await client.post(CHAT, json={"model": "m", "messages": HELLO})
         assert response.status == 500
         ids.append(response.headers["X-Request-Id"])
+        pools.advance(61)
     assert len(fake_state.requests) == 60
     first_lines = lines(caplog)
     assert len(first_lines) == 2  # the first attempt (retried) and its retry; the rest are counted
@@ -65,10 +72,16 @@ async def test_thirty_failures_in_a_row_write_a_first_line_and_then_a_count(
 async def test_a_changed_failure_is_written_at_once(
     make_client: MakeClient, fake_state: FakeState, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = await make_client()
+    pools = Clock()
+
+    def setup(app: web.Application) -> None:
+        app[POOL_CLOCK] = pools
+
+    client = await make_client(setup)
     fake_state.fail_next("server_error", 5)
     for _ in range(5):
         await client.post(CHAT, json={"model": "m", "messages": HELLO})
+        pools.advance(61)
     assert len(lines(caplog)) == 1
     fake_state.fail_next("context_overflow")
     response = await client.post(CHAT, json={"model": "m", "messages": HELLO})
@@ -82,24 +95,31 @@ async def test_repeats_are_counted_once_a_minute(
     make_client: MakeClient, fake_state: FakeState, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
+    pools = Clock()
 
     def setup(app: web.Application) -> None:
         app[appkeys.FAILURE_LOG] = FailureLog(clock=clock)
+        app[POOL_CLOCK] = pools
+
+    async def post() -> ClientResponse:
+        response = await client.post(CHAT, json={"model": "m", "messages": HELLO})
+        pools.advance(61)  # the key has cooled down, its failures left the window
+        return response
 
     client = await make_client(setup)
     fake_state.fail_next("server_error", 5)
     for _ in range(3):
-        await client.post(CHAT, json={"model": "m", "messages": HELLO})
+        await post()
     clock.advance(30)
-    await client.post(CHAT, json={"model": "m", "messages": HELLO})
+    await post()
     assert len(lines(caplog)) == 1
     clock.advance(31)
-    await client.post(CHAT, json={"model": "m", "messages": HELLO})
+    await post()
     assert len(lines(caplog)) == 2
     assert lines(caplog)[1].startswith("repeated 3 more times in 30.0s")  # the fifth is counted next
     clock.advance(120)  # quiet for longer than a minute: the next one is new again
     fake_state.fail_next("server_error")
-    response = await client.post(CHAT, json={"model": "m", "messages": HELLO})
+    response = await post()
     written = lines(caplog)
     assert written[2].startswith("repeated once more (request ")  # the fifth, written before forgetting
     assert written[3].startswith(

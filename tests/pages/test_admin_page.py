@@ -113,6 +113,9 @@ async def test_after_login_the_page_shows_the_key_pool_masked(make_client: MakeC
             "last_error": None,
             "cooldown_remaining": 0.0,
             "disabled_reason": None,
+            "upstream": "default",
+            "success_rate": None,
+            "tokens": 0,
         }
     ]
 

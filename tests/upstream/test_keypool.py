@@ -86,7 +86,7 @@ def test_rate_limit_cools_down_for_retry_after(clock: Clock) -> None:
 
 
 def test_server_errors_back_off_exponentially_capped_and_reset_on_success(clock: Clock) -> None:
-    pool = KeyPool([A], auto_remove=True, clock=clock)
+    pool = KeyPool([A], auto_remove=True, clock=clock, fail_threshold=100)
     cooldowns = []
     for _ in range(8):
         pool.report_failure(A, UpstreamServerError("oops", upstream_status=500))
@@ -98,13 +98,18 @@ def test_server_errors_back_off_exponentially_capped_and_reset_on_success(clock:
     assert pool.snapshot()[0].cooldown_remaining == 1
 
 
-def test_cooling_keys_are_used_when_nothing_else_is_left(clock: Clock) -> None:
+def test_cooling_keys_are_not_handed_out_and_ready_at_names_the_first_back(clock: Clock) -> None:
     pool = KeyPool([A, B, C], auto_remove=True, clock=clock)
     pool.report_failure(A, UpstreamRateLimitError("x", retry_after=30))
     pool.report_failure(B, UpstreamRateLimitError("x", retry_after=5))
     pool.report_failure(C, InvalidKeyError("x"))
-    assert pool.acquire() == B  # ready soonest
+    with pytest.raises(NoAvailableKeysError):
+        pool.acquire()
+    assert pool.ready_at() == clock() + 5  # B is back first
+    assert pool.ready_at(exclude=(B,)) == clock() + 30
     assert pool.usable_count() == 2
+    clock.advance(5)
+    assert pool.acquire() == B
 
 
 def test_no_usable_key_raises_no_available_keys() -> None:
@@ -118,12 +123,19 @@ def test_no_usable_key_raises_no_available_keys() -> None:
         KeyPool([], auto_remove=True).acquire()
 
 
-def test_errors_that_are_not_the_keys_fault_change_no_state() -> None:
-    pool = KeyPool([A], auto_remove=True)
+def test_a_request_refused_for_itself_never_counts_against_the_key() -> None:
+    pool = KeyPool([A], auto_remove=True, fail_threshold=1)
     pool.report_failure(A, UpstreamRequestError("Unknown model", upstream_status=400))
-    pool.report_failure(A, UpstreamConnectionError("connection reset"))
     state = pool.snapshot()[0]
-    assert (state.state, state.failures, state.last_error) == ("active", 2, "connection reset")
+    assert (state.state, state.failures, state.last_error) == ("active", 0, None)
+
+
+def test_a_connection_failure_cools_the_key_briefly(clock: Clock) -> None:
+    pool = KeyPool([A], auto_remove=True, clock=clock)
+    pool.report_failure(A, UpstreamConnectionError("connection refused"))
+    state = pool.snapshot()[0]
+    assert (state.state, state.failures, state.last_error) == ("cooling", 1, "connection refused")
+    assert state.cooldown_remaining == 1.0
 
 
 def test_counts_requests_and_failures() -> None:

@@ -16,7 +16,7 @@ from alice_py.upstream.errors import (
     UpstreamTimeoutError,
 )
 from alice_py.upstream.keypool import KeyPool
-from alice_py.upstream.router import UpstreamRouter
+from alice_py.upstream.router import Target, UpstreamRouter
 from alice_py.upstream.types import Upstream, UpstreamRequest
 
 from .conftest import Clock
@@ -32,9 +32,10 @@ ANSWER = CHAT_PREFIX + "Hi\nthere"
 
 
 def make_router(
-    client: OpenAIClient, keys: list[str], clock: Clock, auto_remove: bool = True
+    client: OpenAIClient, keys: list[str], clock: Clock, auto_remove: bool = True, max_attempts: int = 3
 ) -> UpstreamRouter:
-    return UpstreamRouter(client, KeyPool(keys, auto_remove=auto_remove, clock=clock))
+    pool = KeyPool(keys, auto_remove=auto_remove, clock=clock)
+    return UpstreamRouter([Target("default", client, pool)], max_attempts=max_attempts)
 
 
 def states(router: UpstreamRouter) -> list[tuple[str, str]]:
@@ -86,8 +87,10 @@ async def test_without_auto_remove_bad_key_is_retried_but_not_disabled(
     assert states(router)[0] == ("sk-…aaaa", "cooling")
 
 
-async def test_only_one_retry(client: OpenAIClient, state: FakeState, clock: Clock) -> None:
-    router = make_router(client, [BAD1, BAD2, GOOD1], clock)
+async def test_max_attempts_counts_every_try(client: OpenAIClient, state: FakeState, clock: Clock) -> None:
+    assert await make_router(client, [BAD1, BAD2, GOOD1], clock).text(CHAT) == ANSWER  # 3 tries
+    state.requests.clear()
+    router = make_router(client, [BAD1, BAD2, GOOD1], clock, max_attempts=2)
     with pytest.raises(InvalidKeyError) as caught:
         await router.text(CHAT)
     assert BAD2 not in caught.value.detail and "sk-…bbbb" in caught.value.detail
@@ -145,14 +148,16 @@ async def test_bad_request_is_not_retried(client: OpenAIClient, state: FakeState
     assert states(router) == [("sk-…1111", "active"), ("sk-…2222", "active")]
 
 
-async def test_timeout_is_not_retried(
+async def test_timeout_moves_on_within_max_attempts(
     session: aiohttp.ClientSession, fake_url: str, state: FakeState, clock: Clock
 ) -> None:
-    router = make_router(OpenAIClient(session, fake_url, timeout=0.05), [GOOD1, GOOD2], clock)
+    client = OpenAIClient(session, fake_url, timeout=0.05)
+    router = make_router(client, [GOOD1, GOOD2, GOOD3], clock, max_attempts=2)
     state.delay = 0.2
     with pytest.raises(UpstreamTimeoutError):
         await router.call(CHAT)
-    assert len(state.requests) == 1
+    assert state.keys_used == [GOOD1, GOOD2]
+    await client.close()
 
 
 async def test_stream_fails_over_before_the_first_chunk(
