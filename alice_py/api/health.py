@@ -6,6 +6,7 @@ from aiohttp import web
 
 from alice_py import appkeys
 from alice_py.db.engine import ping
+from alice_py.redis_client import ping_redis
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -14,7 +15,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """200 only when the database answers, passed its last periodic checks (``db.health``: writable,
-    the same SQLite file, the writer lock held) and at least one upstream key is usable."""
+    the same SQLite file, the writer lock held), Redis answers (``store = "redis"``) and at least
+    one upstream key is usable."""
     app = request.app
     problems: list[str] = []
     db_problem = await ping(app[appkeys.DB_ENGINE])
@@ -23,6 +25,11 @@ async def readyz(request: web.Request) -> web.Response:
     health = app.get(appkeys.DB_HEALTH)
     if health is not None and health.problem is not None:
         problems.append(f"database: {health.problem}")
+    redis = app.get(appkeys.REDIS)
+    if redis is not None:
+        redis_problem = await ping_redis(redis)
+        if redis_problem:
+            problems.append(f"redis: {redis_problem}")
     if app[appkeys.KEY_POOL].usable_count() == 0:
         problems.append("upstream: No available API keys")
     if problems:

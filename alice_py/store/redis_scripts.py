@@ -62,11 +62,11 @@ while redis.call('ZCARD', KEYS[1]) > max_live do
     ended(prefix, victim)
   else
     local vkey = prefix .. 'c:' .. victim
-    local data = redis.call('HGET', vkey, 'd')
+    local saved = redis.call('HMGET', vkey, 'e', 'd')
     redis.call('DEL', vkey)
     redis.call('ZREM', KEYS[1], victim)
     redis.call('SREM', KEYS[2], victim)
-    if data then redis.call('HSET', KEYS[4], victim, tostring(score) .. '\\n' .. data) end
+    if saved[2] then redis.call('HSET', KEYS[4], victim, saved[1] .. '\\n' .. saved[2]) end
   end
 end
 return 1
