@@ -10,11 +10,15 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from alice_py.errors import StorageUnavailable
+from alice_py.engine.answer import Answer
+from alice_py.engine.presets import Kind
+from alice_py.engine.service import ConversationService
+from alice_py.engine.turn import LeaseLost
+from alice_py.errors import ConversationBusy, StorageUnavailable
 from alice_py.redis_client import open_redis
 from alice_py.store.base import LiveEntry, StoreChanges
 from alice_py.store.redis import RedisStore
-from tests.engine.conftest import TTL
+from tests.engine.conftest import MODELS, TTL, FakeUpstream
 from tests.engine.test_store import conversation
 from tests.redis_support import OwnRedis
 from tests.support import Clock
@@ -143,3 +147,43 @@ async def test_redis_down_is_storage_unavailable_and_it_recovers(own_redis: OwnR
         assert await store.try_lock("c") is not None
     finally:
         await client.aclose()
+
+
+async def _held_answer(
+    store: RedisStore, upstream: FakeUpstream, clock: Clock, renew_every: float | None
+) -> tuple[ConversationService, str, asyncio.Event, Answer]:
+    service = ConversationService(store, upstream, MODELS, clock=clock, renew_every=renew_every)
+    conv = await service.create(Kind.TURBO, stream=True)
+    gate = upstream.hold("part one, ", "part two")
+    answer = await service.ask(conv.id, "long question")
+    assert await answer.__anext__() == "part one, "
+    return service, conv.id, gate, answer
+
+
+async def test_an_answer_longer_than_the_lease_keeps_its_lock_by_renewing_it(
+    client: aioredis.Redis, redis_prefix: tuple[str, str], clock: Clock, upstream: FakeUpstream
+) -> None:
+    store = make(client, redis_prefix[1], clock, lease=0.3)
+    service, conv_id, gate, answer = await _held_answer(store, upstream, clock, renew_every=0.1)
+    await asyncio.sleep(0.6)
+    with pytest.raises(ConversationBusy):
+        await service.ask(conv_id, "meanwhile")
+    gate.set()
+    assert await answer.collect() == "part one, part two"
+    assert (await service.get(conv_id)).sentences() == ["long question", "part one, part two"]
+    assert not await store.is_locked(conv_id)
+
+
+async def test_a_commit_after_the_lease_lapsed_is_refused_and_keeps_nothing(
+    client: aioredis.Redis, redis_prefix: tuple[str, str], clock: Clock, upstream: FakeUpstream
+) -> None:
+    store = make(client, redis_prefix[1], clock, lease=0.3)
+    # No renewal: an instance paused (or cut off from Redis) past its lease.
+    service, conv_id, gate, answer = await _held_answer(store, upstream, clock, renew_every=None)
+    await asyncio.sleep(0.4)
+    other = await service.ask(conv_id, "asked elsewhere")  # the lock lapsed: another request has it
+    gate.set()
+    with pytest.raises(LeaseLost, match="the conversation's lock lapsed"):
+        await answer.collect()
+    assert await other.collect() == "answer 2"
+    assert (await service.get(conv_id)).sentences() == ["asked elsewhere", "answer 2"]
