@@ -6,7 +6,6 @@ from aiohttp import web
 
 from alice_py import appkeys
 from alice_py.db.engine import ping
-from alice_py.redis_client import ping_redis
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -27,6 +26,8 @@ async def readyz(request: web.Request) -> web.Response:
         problems.append(f"database: {health.problem}")
     redis = app.get(appkeys.REDIS)
     if redis is not None:
+        from alice_py.redis_client import ping_redis  # loaded only with the Redis store
+
         redis_problem = await ping_redis(redis)
         if redis_problem:
             problems.append(f"redis: {redis_problem}")

@@ -7,13 +7,14 @@ from aiohttp import web
 from alice_py import appkeys
 from alice_py.store.base import ConversationStore
 from alice_py.store.memory import MemoryStore
-from alice_py.store.redis import RedisStore
 
 
 def live_store(app: web.Application) -> ConversationStore:
     """The memory store, or the Redis store on the app's one Redis client (``redis_client``)."""
     conversations = app[appkeys.CONFIG].conversations
     if conversations.store == "redis":
+        from alice_py.store.redis import RedisStore  # redis-py is loaded only with this store
+
         return RedisStore(
             app[appkeys.REDIS],
             prefix=conversations.key_prefix,
