@@ -36,6 +36,7 @@ from alice_py.db.conversations import ConversationRepository
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
 from alice_py.engine.service import ConversationService
+from alice_py.store.choice import live_store
 from alice_py.store.durable import DurableStore
 from alice_py.store.lifecycle import persistence_ctx
 from alice_py.store.memory import MemoryStore
@@ -127,7 +128,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[appkeys.CONFIG]
-    live = MemoryStore(cfg.conversations.ttl, cfg.conversations.max_live)
+    live = live_store(app)
     repo = ConversationRepository(app[appkeys.DB_ENGINE])
     saver = ConversationSaver(live, repo, max_live=cfg.conversations.max_live)
     store = DurableStore(live, saver)  # the live store is a cache of the database
@@ -139,6 +140,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         cfg.models,
         id_taken=app[appkeys.SHARES].id_taken,
         max_bytes=cfg.conversations.max_bytes,
+        renew_every=None if isinstance(live, MemoryStore) else cfg.conversations.lock_lease / 3,
     )
     try:
         yield

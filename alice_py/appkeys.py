@@ -66,6 +66,6 @@ FAILURE_LOG: web.AppKey[FailureLog] = web.AppKey("failure_log")
 TRUSTED_PROXIES: web.AppKey[TrustedProxies] = web.AppKey("trusted_proxies")
 """``[server] trusted_proxies``: the client address and scheme behind them (``web.proxies``)."""
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
-"""The process's one Redis connection pool (``redis_client.redis_ctx``); present only with
+"""The process's one Redis connection pool (``app.redis_ctx``); present only with
 ``[conversations] store = "redis"``. Every shared-state part (live store, replay record,
 rate limits, key pool state) uses this one."""

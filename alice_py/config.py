@@ -22,6 +22,8 @@ from alice_py.errors import ConfigError
 AUTH_MODES = ("none", "simple", "normal")
 REPLAY_POLICIES = ("strict", "original")
 STORE_BACKENDS = ("memory", "redis")
+MAX_LEASE = 60.0
+"""Longest lock lease: a killed instance must free its conversations within a minute."""
 DEFAULT_TOKEN = "alice"
 DEMO_KEY = "sk-demo-0000000000000000"
 
@@ -63,6 +65,7 @@ class ConversationsConfig:
     write_behind: float = 5.0
     max_bytes: int = 1024 * 1024
     key_prefix: str = "alice:"
+    lock_lease: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,12 +456,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"conversations store must be one of {', '.join(STORE_BACKENDS)}, got {cfg.conversations.store!r}"
         )
-    if cfg.conversations.store == "redis":
-        # Not built yet (issue 12): refused, never accepted and ignored.
-        raise ConfigError(
-            "conversations store 'redis' is not available yet: this version keeps live "
-            'conversations in memory only; remove the setting (or set store = "memory")'
-        )
+    if not 0 < cfg.conversations.lock_lease <= MAX_LEASE:
+        raise ConfigError(f"conversations lock_lease must be more than 0 and at most {MAX_LEASE:g} seconds")
     if cfg.server.workers < 1:
         raise ConfigError(f"server workers must be 1 or more, got {cfg.server.workers}")
     if cfg.server.workers > 1 and cfg.conversations.store == "memory":

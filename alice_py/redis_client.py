@@ -46,6 +46,15 @@ def open_redis(url: str) -> aioredis.Redis:
     )
 
 
+async def ping_redis(client: aioredis.Redis) -> str | None:
+    """Why Redis is not usable now (for ``/readyz``), or None when it answers."""
+    try:
+        await client.ping()
+    except REDIS_ERRORS as exc:
+        return f"not answering ({type(exc).__name__})"
+    return None
+
+
 def describe_url(url: str) -> str:
     """``url`` without its password, for logs and errors."""
     from urllib.parse import urlsplit

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +45,9 @@ class Bench:
     service_args: tuple[str, ...] = ()
 
     @contextmanager
-    def service(self, prefix: str, tag: str) -> Iterator[Service]:
+    def service(self, prefix: str, tag: str, env: Mapping[str, str] | None = None) -> Iterator[Service]:
         base = f"{self.upstream}/{prefix}/v1"
-        svc = start_service(self.procs, self.python, self.opts.service_cpu, base, tag, self.service_args)
+        svc = start_service(self.procs, self.python, self.opts.service_cpu, base, tag, self.service_args, env)
         try:
             yield svc
         finally:

@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -284,7 +284,8 @@ class Service:
 
 
 def start_service(
-    procs: Processes, python: str, cpu: int, upstream_base: str, tag: str, extra: Sequence[str] = ()
+    procs: Processes, python: str, cpu: int, upstream_base: str, tag: str, extra: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
 ) -> Service:
     """``alice_py serve`` pinned to ``cpu``, talking to ``upstream_base``; waits for /healthz."""
     port = free_port()
@@ -293,7 +294,7 @@ def start_service(
     upstream = ["--base-url", upstream_base, "--db", f"sqlite+aiosqlite:///{db}"]
     argv = ["taskset", "-c", str(cpu), python, *serve, *upstream, *extra]
     # the key only has to exist: nginx does not look at it
-    env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench", **(extra_env or {})}
     started = procs.start(f"service-{tag}", argv, env)
     wait_http(f"http://127.0.0.1:{port}/healthz", started)
     return Service(started, port)

@@ -159,6 +159,8 @@ def test_server_hardening_mistakes_are_named(tmp_path: Path, toml: str, message:
         load(tmp_path, toml, {}, [])
 
 
-def test_the_redis_store_not_built_yet_is_refused_not_ignored(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="conversations store 'redis' is not available yet"):
-        load(tmp_path, '[conversations]\nstore = "redis"\n', {}, [])
+def test_the_redis_store_is_accepted_and_a_lease_past_a_minute_is_refused(tmp_path: Path) -> None:
+    cfg = load(tmp_path, '[conversations]\nstore = "redis"\nkey_prefix = "a1:"\n', {}, [])
+    assert (cfg.conversations.store, cfg.conversations.key_prefix) == ("redis", "a1:")
+    with pytest.raises(ConfigError, match="lock_lease must be more than 0 and at most 60 seconds"):
+        load(tmp_path, "[conversations]\nlock_lease = 61\n", {}, [])

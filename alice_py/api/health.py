@@ -14,7 +14,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """200 only when the database answers, passed its last periodic checks (``db.health``: writable,
-    the same SQLite file, the writer lock held) and at least one upstream key is usable."""
+    the same SQLite file, the writer lock held), Redis answers (``store = "redis"``) and at least
+    one upstream key is usable."""
     app = request.app
     problems: list[str] = []
     db_problem = await ping(app[appkeys.DB_ENGINE])
@@ -23,6 +24,13 @@ async def readyz(request: web.Request) -> web.Response:
     health = app.get(appkeys.DB_HEALTH)
     if health is not None and health.problem is not None:
         problems.append(f"database: {health.problem}")
+    redis = app.get(appkeys.REDIS)
+    if redis is not None:
+        from alice_py.redis_client import ping_redis  # loaded only with the Redis store
+
+        redis_problem = await ping_redis(redis)
+        if redis_problem:
+            problems.append(f"redis: {redis_problem}")
     if not any(target.pool.usable_count() for target in app[appkeys.ROUTER].targets):
         problems.append("upstream: No available API keys")
     if problems:

@@ -1,27 +1,41 @@
 """An answer on its way: an async iterator of text pieces that commits the turn at its end.
 
-``ConversationService.ask`` returns one with the conversation's lock already
-held. Consume it to the end (``async for``, or ``collect()``) and the turn is
-committed, then the lock released. On an upstream error, a cancellation, an
-early ``aclose()`` / exit from ``async with``, or an answer dropped half-read,
-nothing is committed and the lock is released all the same: the work runs in
-one async generator whose ``finally`` releases, and which is started before
-``ask`` returns, so asyncio's async-generator finalizer closes it even if the
-caller forgets to.
+``ConversationService.ask`` returns one already started: its whole life runs inside
+``async with turn`` (``engine.turn``: the conversation's lock, the request planned under
+it), entered by ``start()``, so a busy conversation or a refused question is raised there.
+Consume it to the end (``async for``, or ``collect()``) and the turn is committed, then
+the lock released. On an upstream error, a cancellation, an early ``aclose()`` / exit
+from ``async with``, or an answer dropped half-read, nothing is committed and the lock
+is released all the same: the turn's ``__aexit__`` runs when the generator ends, and
+asyncio's async-generator finalizer closes a started one even if the caller forgets to.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from alice_py.upstream.client import response_text
 from alice_py.upstream.types import Upstream, UpstreamRequest
 
-Commit = Callable[[str], Awaitable[None]]
-Release = Callable[[], Awaitable[None]]
+
+class Held(Protocol):
+    """What an answer needs of its turn (``engine.turn.Turn``), known once it is entered."""
+
+    def __aenter__(self) -> Any: ...
+    def __aexit__(self, *exc: Any) -> Any: ...
+
+    @property
+    def request(self) -> UpstreamRequest: ...
+    @property
+    def streaming(self) -> bool: ...
+    @property
+    def parent_id(self) -> str: ...
+
+    async def commit_answer(self, text: str) -> None: ...
 
 
 def trim_answer(text: str) -> str:
@@ -40,13 +54,17 @@ class _Result:
 
 async def _run(
     upstream: Upstream,
-    request: UpstreamRequest,
+    request: UpstreamRequest | None,
     streaming: bool,
-    commit: Commit | None,
-    release: Release | None,
+    turn: Held | None,
     result: _Result,
 ) -> AsyncGenerator[list[str], None]:
-    try:
+    hold: Any = contextlib.nullcontext() if turn is None else turn
+    async with hold:
+        if turn is not None:
+            request, streaming = turn.request, turn.streaming
+        assert request is not None
+        result.keep_response = result.keep_response and not streaming
         yield []  # the step Answer.start runs, never seen by consumers
         if streaming:
             parts: list[str] = []
@@ -68,12 +86,9 @@ async def _run(
             text = trim_answer(await upstream.text(request))
             if text:
                 yield [text]
-        if commit is not None:
-            await commit(text)
+        if turn is not None:
+            await turn.commit_answer(text)
         result.text = text
-    finally:
-        if release is not None:
-            await release()
 
 
 async def _close(iterator: AsyncIterator[list[str]]) -> None:
@@ -86,41 +101,52 @@ class Answer:
     __slots__ = (
         "_gen",
         "_message_id",
+        "_parent_id",
         "_pending",
         "_request",
         "_result",
+        "_streaming",
+        "_turn",
         "conversation_id",
-        "parent_id",
-        "streaming",
     )
 
     def __init__(
         self,
         upstream: Upstream,
-        request: UpstreamRequest,
+        request: UpstreamRequest | None,
         *,
         streaming: bool,
         conversation_id: str | None,
         message_id: str | Callable[[], str],
         parent_id: str | None,
-        commit: Commit | None = None,
-        release: Release | None = None,
+        turn: Held | None = None,
         keep_response: bool = False,
     ) -> None:
+        """With ``turn``, ``request``, ``streaming`` and ``parent_id`` are the turn's (planned
+        under its lock, once started): pass ``None``, ``False`` and ``None``."""
         self.conversation_id = conversation_id
         """``None`` for one-off answers (quickAnswer, summary, stateless dialects)."""
         self._message_id = message_id
-        self.parent_id = parent_id
-        """The id of the question's message: node-chatgpt-api's ``parentMessageId`` of the reply."""
-        self.streaming = streaming
-        """Pieces come as the model writes them (otherwise: one piece, the whole trimmed answer)."""
+        self._parent_id = parent_id
+        self._streaming = streaming
         self._request = request
-        self._result = _Result(keep_response and not streaming)
+        self._turn = turn
+        self._result = _Result(keep_response)
         self._pending: deque[str] = deque()
         """Pieces of the latest batch not yet handed out one by one (``__anext__``)."""
         # The generator gets no reference to ``self``: without a cycle, an answer dropped
         # half-read is finalized (and its lock released) at once, not at the next gc run.
-        self._gen = _run(upstream, request, streaming, commit, release, self._result)
+        self._gen = _run(upstream, request, streaming, turn, self._result)
+
+    @property
+    def parent_id(self) -> str | None:
+        """The id of the question's message: node-chatgpt-api's ``parentMessageId`` of the reply."""
+        return self._parent_id if self._turn is None else self._turn.parent_id
+
+    @property
+    def streaming(self) -> bool:
+        """Pieces come as the model writes them (otherwise: one piece, the whole trimmed answer)."""
+        return self._streaming if self._turn is None else self._turn.streaming
 
     @property
     def message_id(self) -> str:
@@ -133,6 +159,9 @@ class Answer:
     @property
     def request(self) -> UpstreamRequest:
         """What is (or was) sent upstream."""
+        if self._turn is not None:
+            return self._turn.request
+        assert self._request is not None
         return self._request
 
     @property
@@ -147,9 +176,10 @@ class Answer:
         return self._result.response
 
     async def start(self) -> Answer:
-        """Make the answer safe to drop: past this, its ``release`` runs however it ends.
+        """Enter the turn (its lock, its plan) and make the answer safe to drop: past this, the
+        turn's ``__aexit__`` runs however the answer ends. What entering raises is raised here.
 
-        (It runs the generator up to its first ``yield``, inside the ``try``; asyncio's
+        (It runs the generator up to its first ``yield``, inside the ``async with``; asyncio's
         async-generator finalizer closes a started generator that is garbage-collected.)
         Nothing is sent upstream before the first piece is asked for. Call it once,
         before handing the answer out.

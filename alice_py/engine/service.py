@@ -60,7 +60,9 @@ from alice_py.engine.requests import (
     turns_to,
 )
 from alice_py.engine.size import check_prompt, check_question
-from alice_py.engine.tree import Conversation, KeyedTurn, Message
+from alice_py.engine.tree import Conversation, Message
+from alice_py.engine.turn import ConversationLock, Plan, Replayed
+from alice_py.engine.turn import Turn as LockedTurn
 from alice_py.errors import AliceError, BadRequest, ConversationBusy, ConversationNotFound, NotFound
 from alice_py.store.base import ConversationStore
 from alice_py.upstream.types import Upstream, UpstreamRequest
@@ -92,6 +94,7 @@ class ConversationService:
         new_id: Callable[[], str] = ids.new_id,
         new_message_id: Callable[[], str] = ids.new_message_id,
         max_bytes: int = 0,
+        renew_every: float | None = None,
     ) -> None:
         self.store = store
         self.upstream = upstream
@@ -102,6 +105,8 @@ class ConversationService:
         self._new_message_id = new_message_id
         self.max_bytes = max_bytes
         """Most text (UTF-8 bytes) one conversation may hold; 0 is no limit."""
+        self.renew_every = renew_every
+        """How often a held lock's lease is renewed; None when the store's locks never lapse."""
 
     # --- conversations -------------------------------------------------------------------
 
@@ -303,33 +308,28 @@ class ConversationService:
 
     async def checkout(self, conv_id: str, message_id: str) -> Conversation:
         """Make the newest leaf below ``message_id`` the current leaf; the updated conversation."""
-        conv = await self._lock(conv_id)
-        try:
+        lock = self._locked(conv_id)
+        async with lock as conv:
             _message(conv, message_id)
             updated = conv.copy()
             updated.leaf = updated.newest_leaf_below(message_id)
             updated.last_active = self._clock()
-            await self.store.replace(updated)
+            await lock.commit(updated)
             return updated
-        finally:
-            await self.store.unlock(conv_id)
 
     async def fork(self, conv_id: str, message_id: str | None = None) -> Conversation:
         """A new conversation (same kind, prompt and settings) holding the path from the root to
         ``message_id`` (default: the current leaf). Keyed turns stay with the original."""
-        conv = await self._lock(conv_id)
-        try:
+        async with self._locked(conv_id) as conv:
             end = conv.leaf if message_id is None else _message(conv, message_id).id
             forked = conv.branch(end, self._clock())
             await self._insert(forked)
             return forked
-        finally:
-            await self.store.unlock(conv_id)
 
     async def rollback(self, conv_id: str) -> None:
         """Remove the last question and its answer(s); the leaf moves back two messages."""
-        conv = await self._lock(conv_id, busy=ROLLBACK_BUSY)
-        try:
+        lock = self._locked(conv_id, busy=ROLLBACK_BUSY)
+        async with lock as conv:
             path = conv.path()
             if len(path) < 2:
                 raise BadRequest("Failed to rollback, dialog is empty")
@@ -338,22 +338,11 @@ class ConversationService:
             updated.leaf = question.parent_id
             updated.remove_branch(question.id)
             updated.last_active = self._clock()
-            await self.store.replace(updated)
-        finally:
-            await self.store.unlock(conv_id)
+            await lock.commit(updated)
 
-    async def _lock(self, conv_id: str, *, busy: str = "AI is thinking") -> Conversation:
-        """Take the conversation's lock and read it under the lock."""
-        if not await self.store.try_lock(conv_id):
-            if not await self.store.exists(conv_id):
-                raise ConversationNotFound(conv_id)
-            raise ConversationBusy(busy)
-        try:
-            conv = await self.get(conv_id)
-        except BaseException:
-            await self.store.unlock(conv_id)
-            raise
-        return conv
+    def _locked(self, conv_id: str, *, busy: str = "AI is thinking") -> ConversationLock:
+        """``async with``: the conversation, read under its lock (``engine.turn``)."""
+        return ConversationLock(self.store, conv_id, self.get, renew_every=self.renew_every, busy=busy)
 
     async def _turn(
         self,
@@ -363,95 +352,45 @@ class ConversationService:
         admit: Admit | None,
         options: TurnOptions = DEFAULT_TURN,
     ) -> Answer:
-        """The answer to a repeat of a keyed turn, or else, under the lock, to ``asking``'s question."""
-        locked = await self._lock_turn(conv_id, keyed)
-        if isinstance(locked, Answer):
-            return locked
-        try:
-            asked, new_question = asking(locked)
-            # A question asked again (regenerate) adds an answer too: checked with nothing added.
-            check_question(self.max_bytes, locked, asked.content if new_question else "")
-            turns = turns_to(locked, asked) if new_question else path_turns(locked.path(asked.id))
-        except BaseException:
-            await self.store.unlock(conv_id)
-            raise
-        return await self._answer(
-            locked, asked, turns, new_question=new_question, keyed=keyed, admit=admit, options=options
-        )
-
-    async def _lock_turn(self, conv_id: str, keyed: idempotency.Keyed | None) -> Conversation | Answer:
-        """The locked conversation for a new turn, or the answer to a repeat of a keyed one.
+        """The answer to a repeat of a keyed turn, or else, under the lock, to ``asking``'s question.
 
         A repeat is recognised with or without the lock: while another request runs, a turn
         kept earlier is still answered (the turn this key asks for, if running, is a 409).
         """
-        try:
-            conv = await self._lock(conv_id)
-        except ConversationBusy:
-            replayed = None if keyed is None else await idempotency.replay(await self.get(conv_id), keyed)
-            if replayed is None:
-                raise
-            return replayed
-        try:
-            replayed = None if keyed is None else await idempotency.replay(conv, keyed)
-        except BaseException:
-            await self.store.unlock(conv_id)
-            raise
-        if replayed is None:
-            return conv
-        await self.store.unlock(conv_id)
-        return replayed
 
-    async def _answer(
-        self,
-        conv: Conversation,
-        asked: Message,
-        turns: list[Turn],
-        *,
-        new_question: bool = True,
-        keyed: idempotency.Keyed | None = None,
-        admit: Admit | None = None,
-        options: TurnOptions = DEFAULT_TURN,
-    ) -> Answer:
-        """An answer to ``asked`` holding ``conv``'s lock, which it releases when it ends."""
-        answer_id = self._new_message_id()
-
-        async def commit(text: str) -> None:
-            updated = conv.copy()
-            if new_question:
-                updated.add(asked)
-            now = self._clock()
-            updated.add(Message(answer_id, asked.id, "assistant", text, now))
-            updated.leaf = answer_id
-            updated.last_active = now
-            if keyed is not None:
-                key, fingerprint = keyed
-                turn = KeyedTurn(fingerprint, answer_id, asked.id, text)
-                updated.turns_by_key = {**(updated.turns_by_key or {}), key: turn}
-            await self.store.replace(updated)
-
-        async def release() -> None:
-            await self.store.unlock(conv.id)
-
-        try:
+        async def plan(conv: Conversation) -> Plan:
+            asked, new_question = asking(conv)
+            # A question asked again (regenerate) adds an answer too: checked with nothing added.
+            check_question(self.max_bytes, conv, asked.content if new_question else "")
+            turns = turns_to(conv, asked) if new_question else path_turns(conv.path(asked.id))
             if conv.model is None:
                 check_model(self.models, conv.kind.model(self.models))
             if admit is not None:
                 await admit()
-            return await Answer(
-                self.upstream,
-                _turn_request(conv, turns, self.models, options),
-                streaming=conv.stream if options.stream is None else options.stream,
-                conversation_id=conv.id,
-                message_id=answer_id,
-                parent_id=asked.id,
-                commit=commit,
-                release=release,
-                keep_response=options.keep_response,
-            ).start()
-        except BaseException:
-            await release()
-            raise
+            streaming = conv.stream if options.stream is None else options.stream
+            return Plan(asked, new_question, _turn_request(conv, turns, self.models, options), streaming)
+
+        async def replay(conv: Conversation) -> Answer | None:
+            return None if keyed is None else await idempotency.replay(conv, keyed)
+
+        answer_id = self._new_message_id()
+        turn = LockedTurn(
+            self.store, conv_id, self.get, plan, answer_id=answer_id, clock=self._clock,
+            keyed=keyed, replay=replay, renew_every=self.renew_every,
+        )  # fmt: skip
+        answer = Answer(
+            self.upstream, None, streaming=False, conversation_id=conv_id, message_id=answer_id,
+            parent_id=None, turn=turn, keep_response=options.keep_response,
+        )  # fmt: skip
+        try:
+            return await answer.start()
+        except Replayed as kept:
+            return kept.answer
+        except ConversationBusy:
+            replayed = None if keyed is None else await replay(await self.get(conv_id))
+            if replayed is None:
+                raise
+            return replayed
 
     # --- one-off answers (nothing kept) ----------------------------------------------------
 

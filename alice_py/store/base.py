@@ -11,18 +11,10 @@ without touching them. Every backend must give the same guarantees:
 - ``try_lock`` is atomic across every process sharing the store: one request at
   a time per conversation.
 
-How the Redis backend expresses them (one key per conversation, ``<prefix>conv:<id>``
-holding ``Conversation.to_json()``):
+- ``try_lock`` gives a fencing token: a ``replace`` carrying it is refused once the lock is
+  no longer that token's (a lease that lapsed), so a late commit never lands.
 
-- TTL: ``SET key data EX n`` with ``n = ttl`` or ``ttl/2`` from the sentence count,
-  which is known when writing; ``touch`` runs ``EXPIRE key n`` with ``n`` read from a
-  small companion field (or re-derived in a Lua script), so no read-modify-write.
-- ``add`` (id uniqueness): ``SET key data NX EX n``; ``replace``: ``SET key data XX EX n``.
-- lock: ``SET <prefix>lock:<id> <token> NX PX <lease>``, ``unlock`` a compare-and-delete
-  Lua script on the token, so a crashed process's lock lapses after the lease.
-- ``max_live``: Redis's own ``maxmemory`` with an LRU policy (evictions are Redis's).
-- ``drain_changes``: the same write-behind as the memory store (``store.saver``): the
-  live store is a cache of the database, whatever the backend.
+How the Redis backend expresses them: ``store.redis`` (keys in ``docs/redis-store.md``).
 
 Expiry is one wall-clock instant per conversation (``LiveEntry.expires_at``, seconds
 since the epoch), the same number the database keeps beside the saved copy.
@@ -72,8 +64,9 @@ class ConversationStore(Protocol):
         """Store ``conv`` under its id, replacing any earlier version (restoring saved ones)."""
         ...
 
-    async def replace(self, conv: Conversation) -> bool:
-        """Store ``conv`` only if its id is still live; ``False`` if it was finished or expired."""
+    async def replace(self, conv: Conversation, *, token: int | None = None) -> bool:
+        """Store ``conv`` only if its id is still live; ``False`` if it was finished or expired,
+        or if ``token`` is given and the conversation's lock is no longer held with it."""
         ...
 
     async def delete(self, conv_id: str) -> bool:
@@ -86,11 +79,18 @@ class ConversationStore(Protocol):
 
     async def exists(self, conv_id: str) -> bool: ...
 
-    async def try_lock(self, conv_id: str) -> bool:
-        """Take the conversation's lock; ``False`` if someone holds it. Never waits."""
+    async def try_lock(self, conv_id: str) -> int | None:
+        """Take the conversation's lock: its fencing token (1 or more), or ``None`` if someone
+        holds it. Never waits. A shared store's lock is a lease: keep it with ``renew``."""
         ...
 
-    async def unlock(self, conv_id: str) -> None: ...
+    async def renew(self, conv_id: str, token: int) -> bool:
+        """Extend the lease; ``False`` if the lock is no longer ``token``'s."""
+        ...
+
+    async def unlock(self, conv_id: str, token: int | None = None) -> None:
+        """Release the lock (only if still ``token``'s, when given)."""
+        ...
 
     async def is_locked(self, conv_id: str) -> bool: ...
 

@@ -45,10 +45,10 @@ class DurableStore:
     async def put(self, conv: Conversation) -> None:
         await self.live.put(conv)
 
-    async def replace(self, conv: Conversation) -> bool:
-        if await self.live.replace(conv):
+    async def replace(self, conv: Conversation, *, token: int | None = None) -> bool:
+        if await self.live.replace(conv, token=token):
             return True
-        return await self._load(conv.id) and await self.live.replace(conv)
+        return await self._load(conv.id) and await self.live.replace(conv, token=token)
 
     async def restore(self, entry: LiveEntry) -> bool:
         return await self.live.restore(entry)
@@ -67,11 +67,14 @@ class DurableStore:
     async def exists(self, conv_id: str) -> bool:
         return await self.live.exists(conv_id) or await self._load(conv_id)
 
-    async def try_lock(self, conv_id: str) -> bool:
+    async def try_lock(self, conv_id: str) -> int | None:
         return await self.live.try_lock(conv_id)
 
-    async def unlock(self, conv_id: str) -> None:
-        await self.live.unlock(conv_id)
+    async def renew(self, conv_id: str, token: int) -> bool:
+        return await self.live.renew(conv_id, token)
+
+    async def unlock(self, conv_id: str, token: int | None = None) -> None:
+        await self.live.unlock(conv_id, token)
 
     async def is_locked(self, conv_id: str) -> bool:
         return await self.live.is_locked(conv_id)

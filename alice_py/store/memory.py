@@ -67,7 +67,8 @@ class MemoryStore:
         self.max_live = max_live
         self._timer = timer
         self._cache = _Cache(max_live, timer, self._ended, self._evicted_one)
-        self._locks: set[str] = set()
+        self._locks: dict[str, int] = {}
+        self._tokens = 0
         self._changed: set[str] = set()
         self._deleted: set[str] = set()
         self._evicted: dict[str, LiveEntry] = {}
@@ -112,8 +113,8 @@ class MemoryStore:
     async def put(self, conv: Conversation) -> None:
         self._store(conv)
 
-    async def replace(self, conv: Conversation) -> bool:
-        if conv.id not in self._cache:
+    async def replace(self, conv: Conversation, *, token: int | None = None) -> bool:
+        if conv.id not in self._cache or (token is not None and self._locks.get(conv.id) != token):
             return False
         self._store(conv)
         return True
@@ -138,14 +139,19 @@ class MemoryStore:
     async def exists(self, conv_id: str) -> bool:
         return conv_id in self._cache
 
-    async def try_lock(self, conv_id: str) -> bool:
+    async def try_lock(self, conv_id: str) -> int | None:
         if conv_id in self._locks:
-            return False
-        self._locks.add(conv_id)
-        return True
+            return None
+        self._tokens += 1
+        self._locks[conv_id] = self._tokens
+        return self._tokens
 
-    async def unlock(self, conv_id: str) -> None:
-        self._locks.discard(conv_id)
+    async def renew(self, conv_id: str, token: int) -> bool:
+        return self._locks.get(conv_id) == token  # held by this process: it never lapses
+
+    async def unlock(self, conv_id: str, token: int | None = None) -> None:
+        if token is None or self._locks.get(conv_id) == token:
+            self._locks.pop(conv_id, None)
 
     async def is_locked(self, conv_id: str) -> bool:
         return conv_id in self._locks

@@ -325,6 +325,8 @@ async def write_behind(
         await asyncio.sleep(interval if interval > 0 else evicted_interval)
         try:
             await saver.flush(evicted_only=interval <= 0)
+        except StorageUnavailable as exc:
+            log.warning("write-behind round skipped: %s", exc.message)  # a shared store is down
         except Exception:
             # A bug in one round must not end write-behind for the rest of the run.
             log.exception("write-behind round failed")

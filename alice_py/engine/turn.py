@@ -1,0 +1,216 @@
+"""One request's hold on a conversation, as one ``async with``: lock, work, commit, release.
+
+``ConversationLock`` takes the conversation's lock (``ConversationBusy`` if another request
+holds it), reads the conversation under it, keeps the lock's lease renewed while the
+block runs (a shared store's lock lapses by itself after ``lease`` seconds, so that a
+killed instance frees its conversations), and releases it in ``__aexit__`` however the
+block ends. ``commit`` carries the lock's fencing token: once the lease is lost (renewal
+failed, the instance was paused past it) the store refuses the write, and the turn ends
+with ``LeaseLost`` instead of overwriting whatever the new holder did.
+
+``Turn`` is that lock for a question and its answer: entering it also builds the model
+request under the lock (``Plan``); the answer (``engine.answer``) runs its whole life inside
+``async with turn`` and commits the turn only when it completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from alice_py.engine.answer import Answer
+from alice_py.engine.tree import Conversation, KeyedTurn, Message
+from alice_py.errors import ConversationBusy, ConversationNotFound, StorageUnavailable
+from alice_py.store.base import ConversationStore
+from alice_py.upstream.types import UpstreamRequest
+
+log = logging.getLogger(__name__)
+
+Read = Callable[[str], Awaitable[Conversation]]
+
+
+class LeaseLost(StorageUnavailable):
+    """The conversation's lock lapsed before the turn was committed: nothing was kept."""
+
+    def __init__(self) -> None:
+        super().__init__("The answer was not kept: the conversation's lock lapsed meanwhile; ask again")
+
+
+class ConversationLock:
+    """``async with lock as conv``: the conversation under its lock (see the module's doc).
+
+    ``renew_every`` (seconds): how often the lease is renewed while held; ``None`` for a store
+    whose lock never lapses (the memory store: held by this process).
+    """
+
+    def __init__(
+        self,
+        store: ConversationStore,
+        conv_id: str,
+        read: Read,
+        *,
+        renew_every: float | None = None,
+        busy: str = "AI is thinking",
+    ) -> None:
+        self.store = store
+        self.conv_id = conv_id
+        self._read = read
+        self._renew_every = renew_every
+        self._busy = busy
+        self.token: int | None = None
+        self._renewal: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Conversation:
+        token = await self.store.try_lock(self.conv_id)
+        if token is None:
+            if not await self.store.exists(self.conv_id):
+                raise ConversationNotFound(self.conv_id)
+            raise ConversationBusy(self._busy)
+        self.token = token
+        if self._renew_every is not None:
+            self._renewal = asyncio.create_task(self._renew(token, self._renew_every), name="lease")
+        try:
+            return await self.enter(await self._read(self.conv_id))
+        except BaseException:
+            await self._release()
+            raise
+
+    async def enter(self, conv: Conversation) -> Conversation:
+        """What ``__aenter__`` does with the conversation once locked (``Turn`` plans there)."""
+        return conv
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._release()
+
+    async def _release(self) -> None:
+        if self._renewal is not None:
+            self._renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewal
+            self._renewal = None
+        token, self.token = self.token, None
+        if token is None:
+            return
+        try:
+            await self.store.unlock(self.conv_id, token)
+        except StorageUnavailable:
+            # The lease lapses by itself; the request's own outcome is what the client hears.
+            log.warning("could not release the lock of conversation %s: it lapses by itself", self.conv_id)
+
+    async def _renew(self, token: int, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                held = await self.store.renew(self.conv_id, token)
+            except StorageUnavailable:
+                continue  # try again: the lease may still hold when Redis is back
+            if not held:
+                log.warning("lost the lock of conversation %s while answering", self.conv_id)
+                return
+
+    async def commit(self, updated: Conversation) -> None:
+        """Store ``updated`` if this lock still holds. A conversation finished meanwhile stays
+        finished (nothing stored); a lapsed lock is ``LeaseLost``."""
+        if await self.store.replace(updated, token=self.token):
+            return
+        if self.token is not None and not await self.store.renew(self.conv_id, self.token):
+            raise LeaseLost()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a turn asks, worked out under the lock."""
+
+    asked: Message
+    new_question: bool
+    """Not yet in the tree (``ask``, ``edit``), or asked again (``regenerate``)."""
+    request: UpstreamRequest
+    streaming: bool
+
+
+Planner = Callable[[Conversation], Awaitable[Plan]]
+"""Given the locked conversation: the plan (raises to refuse: bad input, rate limits…)."""
+
+
+class Replayed(Exception):
+    """Raised out of ``Turn.__aenter__`` when the conversation already kept this keyed turn."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__("replayed")
+        self.answer = answer
+
+
+Replay = Callable[[Conversation], Awaitable[Answer | None]]
+
+
+class Turn(ConversationLock):
+    """The lock for one question and its answer (the ``Answer`` enters it when started)."""
+
+    def __init__(
+        self,
+        store: ConversationStore,
+        conv_id: str,
+        read: Read,
+        plan: Planner,
+        *,
+        answer_id: str,
+        clock: Callable[[], float],
+        keyed: tuple[str, str] | None = None,
+        replay: Replay | None = None,
+        renew_every: float | None = None,
+    ) -> None:
+        super().__init__(store, conv_id, read, renew_every=renew_every)
+        self._plan = plan
+        self._clock = clock
+        self.answer_id = answer_id
+        self._keyed = keyed
+        self._replay = replay
+        self._conv: Conversation | None = None
+        self.plan: Plan | None = None
+
+    async def enter(self, conv: Conversation) -> Conversation:
+        # A keyed turn kept by a request that ended just before this one took the lock.
+        replayed = None if self._replay is None else await self._replay(conv)
+        if replayed is not None:
+            raise Replayed(replayed)
+        self.plan = await self._plan(conv)
+        self._conv = conv
+        return conv
+
+    async def commit_answer(self, text: str) -> None:
+        """Add the question (if new) and ``text`` as its answer, and store them under the lock."""
+        assert self._conv is not None and self.plan is not None, "commit outside the turn"
+        asked = self.plan.asked
+        updated = self._conv.copy()
+        if self.plan.new_question:
+            updated.add(asked)
+        now = self._clock()
+        updated.add(Message(self.answer_id, asked.id, "assistant", text, now))
+        updated.leaf = self.answer_id
+        updated.last_active = now
+        if self._keyed is not None:
+            key, fingerprint = self._keyed
+            kept = KeyedTurn(fingerprint, self.answer_id, asked.id, text)
+            updated.turns_by_key = {**(updated.turns_by_key or {}), key: kept}
+        await self.commit(updated)
+
+    @property
+    def request(self) -> UpstreamRequest:
+        assert self.plan is not None, "the turn has not started"
+        return self.plan.request
+
+    @property
+    def streaming(self) -> bool:
+        assert self.plan is not None, "the turn has not started"
+        return self.plan.streaming
+
+    @property
+    def parent_id(self) -> str:
+        assert self.plan is not None, "the turn has not started"
+        return self.plan.asked.id
