@@ -23,6 +23,8 @@ from redis.exceptions import RedisError
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 """What a Redis call raises when Redis is down, slow or restarting."""
+REDIS_DOWN = "The shared store (Redis) is not answering, please try again later"
+"""What a client is told (503) when a part that needs Redis cannot reach it."""
 
 CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 5.0

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 
 from alice_py.engine.tree import Conversation
 from alice_py.errors import StorageUnavailable
-from alice_py.redis_client import REDIS_ERRORS
+from alice_py.redis_client import REDIS_DOWN, REDIS_ERRORS
 from alice_py.store import redis_scripts
 from alice_py.store.base import LiveEntry, StoreChanges
 
@@ -41,7 +41,6 @@ T = TypeVar("T")
 Arg = bytes | str | int | float
 SWEEP_LIMIT = 1000
 """Expired conversations ended per drain (the rest wait for the next round)."""
-UNAVAILABLE = "Redis is not answering, please try again later"
 
 
 class RedisStore:
@@ -80,7 +79,7 @@ class RedisStore:
             return await call
         except REDIS_ERRORS as exc:
             log.warning("Redis call failed: %s", exc)
-            raise StorageUnavailable(UNAVAILABLE) from None
+            raise StorageUnavailable(REDIS_DOWN) from None
 
     def _key(self, conv_id: str) -> str:
         return f"{self._prefix}c:{conv_id}"

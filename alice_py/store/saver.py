@@ -213,7 +213,11 @@ class ConversationSaver:
 
     async def save_all(self) -> bool:
         """Save every live conversation and delete the ended ones (at shutdown)."""
-        live = await self._store.all()
+        try:
+            live = await self._store.all()
+        except StorageUnavailable as exc:  # a shared store (Redis) that is down keeps what it holds
+            log.error("could not read the live conversations to save them at shutdown: %s", exc)
+            return False
         await self._absorb()
         self._dirty.update(conv.id for conv in live)
         if not self.writable():

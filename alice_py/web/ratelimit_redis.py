@@ -26,12 +26,11 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from alice_py.errors import RateLimited, StorageUnavailable
-from alice_py.redis_client import REDIS_ERRORS
+from alice_py.redis_client import REDIS_DOWN, REDIS_ERRORS
 from alice_py.web.ratelimit import CLIENT_BUSY, WINDOW
 
 GLOBAL = "all"
 """The identifier of the service-wide limit; clients' identifiers start with ``key:``/``addr:``."""
-REDIS_DOWN = "The shared store (Redis) is not answering, please try again later"
 
 
 class RedisLimiter:

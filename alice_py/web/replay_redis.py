@@ -25,8 +25,7 @@ import redis.asyncio as aioredis
 
 from alice_py.config import Config
 from alice_py.errors import StorageUnavailable
-from alice_py.redis_client import REDIS_ERRORS
-from alice_py.web.ratelimit_redis import REDIS_DOWN
+from alice_py.redis_client import REDIS_DOWN, REDIS_ERRORS
 from alice_py.web.replay import ORIGINAL_WINDOW, REPLAY_CAPACITY, Clock, Throttled
 
 log = logging.getLogger(__name__)

@@ -139,7 +139,7 @@ async def test_redis_down_is_storage_unavailable_and_it_recovers(own_redis: OwnR
     try:
         await store.put(conversation("c", 2))
         own_redis.stop()
-        with pytest.raises(StorageUnavailable, match="Redis is not answering"):
+        with pytest.raises(StorageUnavailable, match=r"The shared store \(Redis\) is not answering"):
             await store.get("c")
         await own_redis.start()  # an empty Redis (no persistence): scripts are loaded again
         assert await store.get("c") is None

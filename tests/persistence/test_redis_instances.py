@@ -105,11 +105,11 @@ async def test_redis_down_is_a_503_in_each_dialect_and_readyz_names_it_until_it_
         # Written behind to the database: a Redis that comes back empty loses nothing older.
         own_redis.stop()
         status, body = await alice.post("chat", b"hello", conv)
-        assert (status, body) == (503, "Redis is not answering, please try again later")
+        assert (status, body) == (503, "The shared store (Redis) is not answering, please try again later")
         node_body = {"message": "hi", "conversationId": conv}
         async with alice.session.post(f"{alice.url}/conversation", json=node_body) as resp:
             assert resp.status == 503
-            assert "Redis is not answering" in (await resp.json())["error"]
+            assert "(Redis) is not answering" in (await resp.json())["error"]
         assert "redis: not answering" in await alice.until_ready(503, "redis")
         await own_redis.start()  # empty (no persistence): the conversation comes back from the database
         await alice.until_ready(200)
