@@ -15,10 +15,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alice_py.upstream.client import response_text
+from alice_py.upstream.client import chunk_text, response_text
+from alice_py.upstream.errors import UpstreamError
 from alice_py.upstream.types import Upstream, UpstreamRequest
+
+if TYPE_CHECKING:
+    from alice_py.engine.context import TurnContext
 
 Commit = Callable[[str], Awaitable[None]]
 Release = Callable[[], Awaitable[None]]
@@ -30,17 +34,103 @@ def trim_answer(text: str) -> str:
 
 
 class _Result:
-    __slots__ = ("keep_response", "response", "text")
+    __slots__ = ("context", "keep_response", "request", "response", "text")
 
-    def __init__(self, keep_response: bool) -> None:
+    def __init__(self, keep_response: bool, request: UpstreamRequest, context: TurnContext | None) -> None:
         self.text: str | None = None
         self.keep_response = keep_response
         self.response: dict[str, Any] | None = None
+        self.request = request
+        """What is sent: the context's retry may replace the first request."""
+        self.context = context
+
+
+def _with_usage(request: UpstreamRequest) -> UpstreamRequest:
+    """The stream asks for its usage (OpenAI's last chunk with ``usage`` and no choices)."""
+    return UpstreamRequest(request.endpoint, {**request.body, "stream_options": {"include_usage": True}})
+
+
+async def _counted_batches(
+    upstream: Upstream, request: UpstreamRequest, context: TurnContext
+) -> AsyncGenerator[list[str], None]:
+    """``piece_batches`` for a conversation's turn: the chunks' text, and their ``usage`` kept."""
+    endpoint = request.endpoint
+    batches = upstream.stream_batches(_with_usage(request))
+    try:
+        async for batch in batches:
+            texts: list[str] = []
+            for chunk in batch:
+                if text := chunk_text(endpoint, chunk):
+                    texts.append(text)
+                reported = chunk.get("usage")
+                if isinstance(reported, dict):
+                    context.reported_usage = reported
+            if texts:
+                yield texts
+    finally:
+        await _close(batches)
+
+
+def _batches(upstream: Upstream, result: _Result) -> AsyncIterator[list[str]]:
+    if result.context is None:
+        return upstream.piece_batches(result.request)
+    return _counted_batches(upstream, result.request, result.context)
+
+
+async def _response_text(upstream: Upstream, result: _Result) -> str:
+    """The whole answer's text; a conversation's turn keeps the response's ``usage`` too."""
+    if result.context is None:
+        text: str = await _call(upstream, result, upstream.text)
+        return text
+    response = await _call(upstream, result, upstream.call)
+    reported = response.get("usage")
+    if isinstance(reported, dict):
+        result.context.reported_usage = reported
+    return response_text(result.request.endpoint, response)
+
+
+def _retry(result: _Result, error: UpstreamError) -> UpstreamRequest | None:
+    """The request to send once more after ``error`` (a refusal for length), if any."""
+    if result.context is None:
+        return None
+    retried = result.context.retry(error)
+    if retried is not None:
+        result.request = retried
+    return retried
+
+
+async def _open_stream(
+    upstream: Upstream, result: _Result
+) -> tuple[AsyncIterator[list[str]], list[str] | None]:
+    """Start the stream and read its first batch, retrying once after a refusal for length."""
+    batches = _batches(upstream, result)
+    try:
+        return batches, await anext(batches, None)
+    except UpstreamError as exc:
+        await _close(batches)
+        if _retry(result, exc) is None:
+            raise
+    batches = _batches(upstream, result)
+    try:
+        return batches, await anext(batches, None)
+    except BaseException:
+        await _close(batches)
+        raise
+
+
+async def _call(
+    upstream: Upstream, result: _Result, send: Callable[[UpstreamRequest], Awaitable[Any]]
+) -> Any:
+    try:
+        return await send(result.request)
+    except UpstreamError as exc:
+        if _retry(result, exc) is None:
+            raise
+    return await send(result.request)
 
 
 async def _run(
     upstream: Upstream,
-    request: UpstreamRequest,
     streaming: bool,
     commit: Commit | None,
     release: Release | None,
@@ -50,22 +140,27 @@ async def _run(
         yield []  # the step Answer.start runs, never seen by consumers
         if streaming:
             parts: list[str] = []
-            batches = upstream.piece_batches(request)
+            batches, first = await _open_stream(upstream, result)
             try:
-                async for batch in batches:
-                    parts.extend(batch)
-                    yield batch
+                if first is not None:
+                    parts.extend(first)
+                    yield first
+                    async for batch in batches:
+                        parts.extend(batch)
+                        yield batch
             finally:
                 # Stopped early (client gone): end the upstream request now, not when collected.
                 await _close(batches)
             text = trim_answer("".join(parts))
         elif result.keep_response:
-            result.response = await upstream.call(request)
-            text = trim_answer(response_text(request.endpoint, result.response))
+            result.response = await _call(upstream, result, upstream.call)
+            if result.context is not None and isinstance(result.response.get("usage"), dict):
+                result.context.reported_usage = result.response["usage"]
+            text = trim_answer(response_text(result.request.endpoint, result.response))
             if text:
                 yield [text]
         else:
-            text = trim_answer(await upstream.text(request))
+            text = trim_answer(await _response_text(upstream, result))
             if text:
                 yield [text]
         if commit is not None:
@@ -76,7 +171,7 @@ async def _run(
             await release()
 
 
-async def _close(iterator: AsyncIterator[list[str]]) -> None:
+async def _close(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -87,7 +182,6 @@ class Answer:
         "_gen",
         "_message_id",
         "_pending",
-        "_request",
         "_result",
         "conversation_id",
         "parent_id",
@@ -106,6 +200,7 @@ class Answer:
         commit: Commit | None = None,
         release: Release | None = None,
         keep_response: bool = False,
+        context: TurnContext | None = None,
     ) -> None:
         self.conversation_id = conversation_id
         """``None`` for one-off answers (quickAnswer, summary, stateless dialects)."""
@@ -114,13 +209,12 @@ class Answer:
         """The id of the question's message: node-chatgpt-api's ``parentMessageId`` of the reply."""
         self.streaming = streaming
         """Pieces come as the model writes them (otherwise: one piece, the whole trimmed answer)."""
-        self._request = request
-        self._result = _Result(keep_response and not streaming)
+        self._result = _Result(keep_response and not streaming, request, context)
         self._pending: deque[str] = deque()
         """Pieces of the latest batch not yet handed out one by one (``__anext__``)."""
         # The generator gets no reference to ``self``: without a cycle, an answer dropped
         # half-read is finalized (and its lock released) at once, not at the next gc run.
-        self._gen = _run(upstream, request, streaming, commit, release, self._result)
+        self._gen = _run(upstream, streaming, commit, release, self._result)
 
     @property
     def message_id(self) -> str:
@@ -132,8 +226,13 @@ class Answer:
 
     @property
     def request(self) -> UpstreamRequest:
-        """What is (or was) sent upstream."""
-        return self._request
+        """What is (or was) sent upstream (after a retry for length, the retried request)."""
+        return self._result.request
+
+    @property
+    def context(self) -> TurnContext | None:
+        """How the conversation's history was fitted to the window (None for one-off answers)."""
+        return self._result.context
 
     @property
     def text(self) -> str | None:

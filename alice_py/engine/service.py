@@ -36,6 +36,7 @@ from alice_py.config import ModelsConfig
 from alice_py.engine import idempotency
 from alice_py.engine.allowed import check_model
 from alice_py.engine.answer import Answer
+from alice_py.engine.context import ContextPolicy, TurnContext, turn_context
 from alice_py.engine.options import DEFAULT_TURN, TurnOptions, with_params
 from alice_py.engine.presets import (
     CHAT_NAMES,
@@ -92,6 +93,7 @@ class ConversationService:
         new_id: Callable[[], str] = ids.new_id,
         new_message_id: Callable[[], str] = ids.new_message_id,
         max_bytes: int = 0,
+        context: ContextPolicy | None = None,
     ) -> None:
         self.store = store
         self.upstream = upstream
@@ -102,6 +104,8 @@ class ConversationService:
         self._new_message_id = new_message_id
         self.max_bytes = max_bytes
         """Most text (UTF-8 bytes) one conversation may hold; 0 is no limit."""
+        self.context_policy = context
+        """Fits each turn's history to the model's window (``engine.context``); None sends it all."""
 
     # --- conversations -------------------------------------------------------------------
 
@@ -415,9 +419,12 @@ class ConversationService:
     ) -> Answer:
         """An answer to ``asked`` holding ``conv``'s lock, which it releases when it ends."""
         answer_id = self._new_message_id()
+        fitted: TurnContext | None = None
 
         async def commit(text: str) -> None:
             updated = conv.copy()
+            if fitted is not None:
+                fitted.record(updated, text, asked.id)
             if new_question:
                 updated.add(asked)
             now = self._clock()
@@ -436,18 +443,25 @@ class ConversationService:
         try:
             if conv.model is None:
                 check_model(self.models, conv.kind.model(self.models))
+            streaming = conv.stream if options.stream is None else options.stream
+
+            def build(kept: Sequence[Turn]) -> UpstreamRequest:
+                return _turn_request(conv, kept, self.models, options)
+
+            fitted = await turn_context(self.context_policy, conv, turns, build, options, asked)
             if admit is not None:
                 await admit()
             return await Answer(
                 self.upstream,
-                _turn_request(conv, turns, self.models, options),
-                streaming=conv.stream if options.stream is None else options.stream,
+                _turn_request(conv, turns, self.models, options) if fitted is None else fitted.request,
+                streaming=streaming,
                 conversation_id=conv.id,
                 message_id=answer_id,
                 parent_id=asked.id,
                 commit=commit,
                 release=release,
                 keep_response=options.keep_response,
+                context=fitted,
             ).start()
         except BaseException:
             await release()
