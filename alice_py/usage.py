@@ -32,45 +32,46 @@ UPSTREAM = "upstream"
 CLIENT = "client"
 
 _Key = tuple[str, str]
+_Sums = list[Any]
+"""``[label, prompt tokens, completion tokens, answers]``: lists, added to in place (the hot path)."""
 
 
-def _add(book: dict[_Key, UsageTotal], delta: UsageTotal) -> None:
-    key = (delta.scope, delta.name)
-    was = book.get(key)
-    if was is None:
-        book[key] = delta
-        return
-    book[key] = UsageTotal(
-        delta.scope,
-        delta.name,
-        delta.label,
-        was.prompt_tokens + delta.prompt_tokens,
-        was.completion_tokens + delta.completion_tokens,
-        was.answers + delta.answers,
-    )
+def _add(book: dict[_Key, _Sums], key: _Key, label: str, prompt: int, completion: int, answers: int) -> None:
+    sums = book.get(key)
+    if sums is None:
+        book[key] = [label, prompt, completion, answers]
+    else:
+        sums[0] = label
+        sums[1] += prompt
+        sums[2] += completion
+        sums[3] += answers
 
 
 class UsageBook:
     def __init__(self, repository: UsageRepository | None = None) -> None:
         self._repository = repository
-        self._totals: dict[_Key, UsageTotal] = {}
-        self._pending: dict[_Key, UsageTotal] = {}
+        self._totals: dict[_Key, _Sums] = {}
+        self._pending: dict[_Key, _Sums] = {}
+        self._keys: dict[str, tuple[_Key, str]] = {}
+        """Each upstream key's row and label, worked out once (a digest and a mask per answer
+        would cost more than the rest of the accounting)."""
+
+    def _upstream(self, key: str) -> tuple[_Key, str]:
+        found = self._keys.get(key)
+        if found is None:
+            digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+            if len(self._keys) > 10_000:  # keys come and go through the admin API
+                self._keys.clear()
+            found = self._keys[key] = ((UPSTREAM, digest), mask_key(key))
+        return found
 
     def record(self, upstream_key: str | None, client: str | None, prompt: int, completion: int) -> None:
         if upstream_key:
-            digest = hashlib.sha256(upstream_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-            self._add(UsageTotal(UPSTREAM, digest, mask_key(upstream_key), prompt, completion, 1))
+            row, label = self._upstream(upstream_key)
+            self._add(row, label, prompt, completion)
         if client:
-            self._add(
-                UsageTotal(
-                    CLIENT,
-                    client,
-                    client if client.startswith("addr:") else client[:16] + "…",
-                    prompt,
-                    completion,
-                    1,
-                )
-            )
+            label = client if client.startswith("addr:") else client[:16] + "…"
+            self._add((CLIENT, client), label, prompt, completion)
 
     def record_current(self, prompt: int, completion: int) -> None:
         """For the request being handled: its upstream key and its client."""
@@ -78,13 +79,16 @@ class UsageBook:
         if info is not None:
             self.record(info.key, info.client, prompt, completion)
 
-    def _add(self, delta: UsageTotal) -> None:
-        _add(self._totals, delta)
-        _add(self._pending, delta)
+    def _add(self, key: _Key, label: str, prompt: int, completion: int) -> None:
+        _add(self._totals, key, label, prompt, completion, 1)
+        _add(self._pending, key, label, prompt, completion, 1)
 
     async def load(self) -> None:
         if self._repository is not None:
-            self._totals = {(t.scope, t.name): t for t in await self._repository.all()}
+            self._totals = {
+                (t.scope, t.name): [t.label, t.prompt_tokens, t.completion_tokens, t.answers]
+                for t in await self._repository.all()
+            }
 
     async def flush(self) -> None:
         """Write what was added since the last write; kept for the next one if it fails."""
@@ -92,27 +96,29 @@ class UsageBook:
             return
         pending, self._pending = self._pending, {}
         try:
-            await self._repository.add(pending.values())
+            await self._repository.add(
+                UsageTotal(scope, name, *sums) for (scope, name), sums in pending.items()
+            )
         except Exception as exc:
-            for delta in pending.values():
-                _add(self._pending, delta)
+            for key, (label, prompt, completion, answers) in pending.items():
+                _add(self._pending, key, label, prompt, completion, answers)
             log.error("usage totals not saved (%s): kept for the next write", exc)
 
     def snapshot(self) -> dict[str, Any]:
         """``{"upstream_keys": [...], "clients": [...]}``, most tokens first."""
 
         def rows(scope: str) -> list[dict[str, Any]]:
-            chosen = [t for t in self._totals.values() if t.scope == scope]
-            chosen.sort(key=lambda t: t.prompt_tokens + t.completion_tokens, reverse=True)
+            chosen = [sums for (kind, _), sums in self._totals.items() if kind == scope]
+            chosen.sort(key=lambda sums: sums[1] + sums[2], reverse=True)
             return [
                 {
-                    "name": t.label,
-                    "prompt_tokens": t.prompt_tokens,
-                    "completion_tokens": t.completion_tokens,
-                    "total_tokens": t.prompt_tokens + t.completion_tokens,
-                    "answers": t.answers,
+                    "name": label,
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                    "answers": answers,
                 }
-                for t in chosen
+                for label, prompt, completion, answers in chosen
             ]
 
         return {"upstream_keys": rows(UPSTREAM), "clients": rows(CLIENT)}

@@ -68,3 +68,32 @@ def test_the_admin_page_shows_the_tables_escaped() -> None:
     assert "<h2>Tokens used</h2>" in page
     assert '<td class="key">sk-…abcd</td><td class="num">12,345</td><td class="num">678</td>' in page
     assert "addr:&lt;script&gt;" in page and "<script>" not in page.split("</head>")[1]
+
+
+async def test_a_refused_write_is_kept_for_the_next(tmp_path: object) -> None:
+    from collections.abc import Iterable
+
+    from alice_py.db.usage import UsageTotal
+    from alice_py.usage import UsageBook
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.fail, self.written = True, []
+
+        async def add(self, deltas: Iterable[UsageTotal]) -> None:
+            rows = list(deltas)
+            if self.fail:
+                self.fail = False
+                raise OSError("disk full")
+            self.written.extend(rows)
+
+    repository = Flaky()
+    book = UsageBook(repository)  # type: ignore[arg-type]
+    book.record("sk-test-0000000000001234", "addr:10.0.0.1", 10, 2)
+    await book.flush()  # refused: kept
+    book.record("sk-test-0000000000001234", None, 5, 1)
+    await book.flush()
+    by_scope = {row.scope: row for row in repository.written}
+    assert (by_scope["upstream"].prompt_tokens, by_scope["upstream"].answers) == (15, 2)
+    assert by_scope["upstream"].label == "sk-…1234" and "0000" not in by_scope["upstream"].name
+    assert (by_scope["client"].prompt_tokens, by_scope["client"].completion_tokens) == (10, 2)
