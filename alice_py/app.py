@@ -21,6 +21,7 @@ from alice_py.api import (
     admin_keys,
     admin_page,
     admin_shares,
+    admin_usage,
     alice,
     health,
     node,
@@ -35,6 +36,7 @@ from alice_py.config import Config
 from alice_py.db.conversations import ConversationRepository
 from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
+from alice_py.engine.context import ContextPolicy
 from alice_py.engine.service import ConversationService
 from alice_py.store.choice import live_store
 from alice_py.store.durable import DurableStore
@@ -44,6 +46,8 @@ from alice_py.store.saver import ConversationSaver
 from alice_py.upstream.build import POOL_CLOCK, build_router
 from alice_py.upstream.probe import probe_ctx
 from alice_py.upstream.shared_keys import shared_keys_ctx
+from alice_py.upstream.windows import ReportedWindows
+from alice_py.usage import usage_ctx
 from alice_py.web import middlewares, observe
 from alice_py.web.proxies import TrustedProxies
 
@@ -141,6 +145,11 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         id_taken=app[appkeys.SHARES].id_taken,
         max_bytes=cfg.conversations.max_bytes,
         renew_every=None if isinstance(live, MemoryStore) else cfg.conversations.lock_lease / 3,
+        context=ContextPolicy(
+            cfg.context,
+            reported=ReportedWindows(app[appkeys.ROUTER]),
+            on_usage=app[appkeys.USAGE].record_current,
+        ),
     )
     try:
         yield
@@ -159,6 +168,7 @@ def create_app(cfg: Config) -> web.Application:
         database_ctx,
         upstream_ctx,
         redis_ctx,
+        usage_ctx,
         engine_ctx,
         persistence_ctx,
     ]
@@ -177,6 +187,7 @@ def create_app(cfg: Config) -> web.Application:
     sendmessage.add_routes(app)
     admin_keys.add_routes(app)
     admin_shares.add_routes(app)
+    admin_usage.add_routes(app)
     pages.add_routes(app)
     admin_page.add_routes(app)
     return app

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from alice_py.store.saver import ConversationSaver
     from alice_py.upstream.keypool import KeyPool
     from alice_py.upstream.router import UpstreamRouter
+    from alice_py.usage import UsageBook
     from alice_py.web.dialects import DialectTable
     from alice_py.web.proxies import TrustedProxies
     from alice_py.web.ratelimit import RateLimiter
@@ -64,6 +65,8 @@ REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")
 FAILURE_LOG: web.AppKey[FailureLog] = web.AppKey("failure_log")
 """One folded log line per failure (``alice_py.failure_log``)."""
 TRUSTED_PROXIES: web.AppKey[TrustedProxies] = web.AppKey("trusted_proxies")
+USAGE: web.AppKey[UsageBook] = web.AppKey("usage")
+"""Tokens used per upstream key and per client (``alice_py.usage``)."""
 """``[server] trusted_proxies``: the client address and scheme behind them (``web.proxies``)."""
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 """The process's one Redis connection pool (``app.redis_ctx``); present only with

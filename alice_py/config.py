@@ -184,6 +184,21 @@ class SharesConfig:
     separate_ids: bool = False
 
 
+CONTEXT_POLICIES = ("drop_oldest", "error")
+"""``summarize`` (issue 13) is not built yet: refused at start, never accepted and ignored."""
+CONTEXT_ENCODINGS = ("o200k_base", "cl100k_base")
+"""The tiktoken encodings shipped in ``alice_py/engine/encodings`` (``engine.tokens``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContextConfig:
+    policy: str = "drop_oldest"
+    default_window: int = 8192
+    windows: Mapping[str, int] = field(default_factory=dict)
+    reserve: int = 1024
+    default_encoding: str = "o200k_base"
+
+
 @dataclass(frozen=True, slots=True)
 class ResponsesConfig:
     retention_days: float = 30.0
@@ -209,6 +224,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     upstreams: tuple[UpstreamEntry, ...] = ()
     """``[[upstreams]]``; empty: the one upstream of ``[upstream]`` (see ``upstream_entries``)."""
+    context: ContextConfig = field(default_factory=ContextConfig)
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """A copy with some keys of some sections changed: ``cfg.replace(auth={"mode": "none"})``."""
@@ -239,7 +255,7 @@ def _type_name(expected: Any) -> str:
     if origin is tuple:
         return "a list of strings"
     if origin in (Mapping, dict):
-        return "a table of strings"
+        return "a table of integers" if typing.get_args(expected)[1] is int else "a table of strings"
     return {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}[expected]
 
 
@@ -250,7 +266,10 @@ def _check_toml_value(expected: Any, value: Any) -> Any:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
     elif origin in (Mapping, dict):
-        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        item = typing.get_args(expected)[1]
+        if isinstance(value, dict) and all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value.values()
+        ):
             return dict(value)
     elif expected is bool:
         if isinstance(value, bool):
@@ -279,7 +298,11 @@ def parse_text_value(expected: Any, text: str) -> Any:
         pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError("name=value pairs separated by commas")
-        return {name.strip(): value.strip() for name, value in pairs}
+        item = typing.get_args(expected)[1]
+        try:
+            return {name.strip(): item(value.strip()) for name, value in pairs}
+        except ValueError:
+            raise ValueError("name=integer pairs separated by commas") from None
     if expected is bool:
         lowered = text.strip().lower()
         if lowered in _TRUE:
@@ -487,6 +510,7 @@ def validate(cfg: Config) -> None:
                 f"server trusted_proxies: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
             ) from None
     _validate_routing(cfg)
+    _validate_context(cfg)
     for name in cfg.node.client_options:
         head, dot, tail = name.partition(".")
         if head not in NODE_CLIENT_OPTIONS or (dot and (head != "modelOptions" or not tail.isidentifier())):
@@ -526,6 +550,28 @@ def _validate_routing(cfg: Config) -> None:
             raise ConfigError(f'upstreams {entry.name!r}: models is empty ("*" serves any model)')
         if not entry.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"upstreams {entry.name!r}: base_url must start with http:// or https://")
+def _validate_context(cfg: Config) -> None:
+    context = cfg.context
+    if context.policy == "summarize":
+        raise ConfigError(
+            "context policy 'summarize' is not available yet: use drop_oldest or error"
+        )
+    if context.policy not in CONTEXT_POLICIES:
+        raise ConfigError(
+            f"context policy must be one of {', '.join(CONTEXT_POLICIES)}, got {context.policy!r}"
+        )
+    if context.default_window <= 0:
+        raise ConfigError("context default_window must be more than 0 tokens")
+    for model, window in context.windows.items():
+        if window <= 0:
+            raise ConfigError(f"context windows: {model} must be more than 0 tokens, got {window}")
+    if context.reserve < 0:
+        raise ConfigError("context reserve must be 0 or more tokens")
+    if context.default_encoding not in CONTEXT_ENCODINGS:
+        raise ConfigError(
+            f"context default_encoding must be one of {', '.join(CONTEXT_ENCODINGS)}, "
+            f"got {context.default_encoding!r}"
+        )
 
 
 def load(

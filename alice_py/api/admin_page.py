@@ -262,6 +262,7 @@ async def admin_page(request: web.Request) -> web.Response:
         shares=status.shares,
         key_states=status.key_states,
         recent_shares=await request.app[appkeys.SHARES].recent(PAGE_SHARES),
+        usage=request.app[appkeys.USAGE].snapshot(),
     )
     return html_response(page, no_store=True)
 

@@ -12,7 +12,9 @@ import orjson
 from aiohttp import web
 
 from alice_py import appkeys
+from alice_py.engine import context as engine_context
 from alice_py.engine.answer import Answer
+from alice_py.engine.context import ContextPolicy
 from alice_py.engine.presets import Kind
 from alice_py.engine.service import ConversationService
 from alice_py.errors import BadRequest, ShareNotFound
@@ -25,6 +27,7 @@ from alice_py.web.body import (
     string_field,
     string_list_field,
 )
+from alice_py.web.context_headers import context_headers
 from alice_py.web.errors import safe_text
 from alice_py.web.pages import share_response
 from alice_py.web.ratelimit import Admit, admission
@@ -79,7 +82,9 @@ async def respond(request: web.Request, answer: Answer) -> web.StreamResponse:
     if answer.streaming:
         return await stream_answer(request, answer)
     async with answer:
-        return text(await answer.collect())
+        response = text(await answer.collect())
+    response.headers.update(context_headers(answer))
+    return response
 
 
 def new_conversation(request: web.Request) -> Admit:
@@ -200,6 +205,14 @@ async def context(request: web.Request) -> web.Response:
     return text(await service(request).context(conversation_id(request)))
 
 
+async def context_info(request: web.Request) -> web.Response:
+    """``{tokens, window, dropped_turns, summarized_turns, usage}`` (docs/context.md)."""
+    engine = service(request)
+    conv = await engine.get(conversation_id(request))
+    policy = engine.context_policy or ContextPolicy(request.app[appkeys.CONFIG].context)
+    return json_response(engine_context.context_info(policy, conv, engine.models))
+
+
 async def context_array(request: web.Request) -> web.Response:
     return json_response(await service(request).context_array(conversation_id(request)))
 
@@ -284,6 +297,7 @@ def add_routes(app: web.Application) -> None:
         "rollback": rollback,
         "context": context,
         "contextArray": context_array,
+        "contextInfo": context_info,
         "finish": finish,
         "store": store,
         "quickAnswer": quick_answer,

@@ -32,11 +32,13 @@ from alice_py.api.node_options import MessageOptions, client_id, message_options
 from alice_py.api.node_title import generate_title
 from alice_py.config import NodeConfig
 from alice_py.engine.answer import Answer
+from alice_py.engine.context import TurnContext
 from alice_py.engine.options import TurnOptions
 from alice_py.engine.presets import Kind
 from alice_py.engine.service import ConversationService
 from alice_py.errors import AliceError, AuthFailed, BadRequest, ConversationBusy
 from alice_py.web.body import read_json_object
+from alice_py.web.context_headers import context_headers
 from alice_py.web.errors import client_message
 from alice_py.web.ratelimit import admission
 from alice_py.web.sse import SSE_HEADERS, StreamFormat, sse_event, stream_answer
@@ -82,6 +84,11 @@ class Reply:
     async def aclose(self) -> None:
         await self.answer.aclose()
 
+    @property
+    def context(self) -> TurnContext | None:
+        """The answer's fitting to the window (its ``X-Context-*`` headers)."""
+        return self.answer.context
+
     async def add_title(self) -> None:
         if self._title_label is not None and self.answer.text is not None:
             self.title = await generate_title(self._request, self._message, self.answer, self._title_label)
@@ -119,7 +126,9 @@ async def _respond(request: web.Request, reply: Reply, stream: bool) -> web.Stre
     async with reply.answer:
         await reply.answer.collect()
     await reply.add_title()
-    return json_response(reply.result())
+    response = json_response(reply.result())
+    response.headers.update(context_headers(reply.answer))
+    return response
 
 
 async def _read_body(request: web.Request) -> dict[str, Any]:

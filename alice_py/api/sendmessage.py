@@ -25,6 +25,7 @@ from alice_py.engine.answer import Answer
 from alice_py.engine.presets import Kind
 from alice_py.errors import AliceError, BadRequest
 from alice_py.web.body import BodyTimedOut, MalformedBody, read_form, read_json_object
+from alice_py.web.context_headers import context_headers
 from alice_py.web.errors import client_message
 from alice_py.web.ratelimit import admission
 
@@ -87,9 +88,11 @@ async def _answer(answer: Answer, milliseconds: int | None) -> str:
 
 
 def _reply(text: str, answer: Answer) -> web.Response:
-    return json_response(
+    response = json_response(
         {"text": text, "conversation_id": answer.conversation_id, "parent_message_id": answer.message_id}
     )
+    response.headers.update(context_headers(answer))
+    return response
 
 
 async def send_message(request: web.Request) -> web.Response:

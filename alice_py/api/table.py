@@ -5,7 +5,7 @@ Read by the pipeline (``web.dialects``); the dialect modules only add their rout
 
 from __future__ import annotations
 
-from alice_py.api import admin_keys, admin_shares, alice, node, openai, relay, sendmessage
+from alice_py.api import admin_keys, admin_shares, admin_usage, alice, node, openai, relay, sendmessage
 from alice_py.api.admin_keys import AdminGuard, admin_error
 from alice_py.api.dialects import ClientKeyGuard
 from alice_py.api.node import NodeKeyGuard, node_error
@@ -31,4 +31,5 @@ def declared_dialects(cfg: Config) -> list[Dialect]:
         Dialect(admin_keys.PATH, admin_error, admin),
         Dialect(admin_keys.SEED_PATH, admin_error, admin),
         Dialect(admin_shares.PATH, admin_error, admin),
+        Dialect(admin_usage.PATH, admin_error, admin),
     ]

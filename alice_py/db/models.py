@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Double, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Double, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Fixed constraint names keep migrations and models comparable on every backend.
@@ -96,3 +96,19 @@ class ResponseRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     input_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+
+
+class UsageRow(Base):
+    """Tokens the answers of conversations used, summed per upstream key and per client
+    (``usage.UsageBook``). ``name`` is a digest or an address, never a secret; ``label``
+    what the admin sees (a masked key)."""
+
+    __tablename__ = "usage_totals"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    label: Mapped[str] = mapped_column(String(80), nullable=False)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    answers: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

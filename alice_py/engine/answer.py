@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from alice_py.upstream.client import response_text
+from alice_py.upstream.client import chunk_text, response_text
+from alice_py.upstream.errors import UpstreamError
 from alice_py.upstream.types import Upstream, UpstreamRequest
+
+if TYPE_CHECKING:
+    from alice_py.engine.context import TurnContext
 
 
 class Held(Protocol):
@@ -34,6 +38,10 @@ class Held(Protocol):
     def streaming(self) -> bool: ...
     @property
     def parent_id(self) -> str: ...
+    @property
+    def context(self) -> TurnContext | None:
+        """How the history was fitted to the window (``engine.context``); None: sent whole."""
+        ...
 
     async def commit_answer(self, text: str) -> None: ...
 
@@ -44,17 +52,108 @@ def trim_answer(text: str) -> str:
 
 
 class _Result:
-    __slots__ = ("keep_response", "response", "text")
+    __slots__ = ("context", "keep_response", "request", "response", "text")
 
-    def __init__(self, keep_response: bool) -> None:
+    def __init__(self, keep_response: bool, request: UpstreamRequest | None) -> None:
         self.text: str | None = None
         self.keep_response = keep_response
         self.response: dict[str, Any] | None = None
+        self.request = request
+        """What is sent: the context's retry may replace the first request."""
+        self.context: TurnContext | None = None
+
+
+def _with_usage(request: UpstreamRequest) -> UpstreamRequest:
+    """The stream asks for its usage (OpenAI's last chunk with ``usage`` and no choices)."""
+    return UpstreamRequest(request.endpoint, {**request.body, "stream_options": {"include_usage": True}})
+
+
+async def _counted_batches(
+    upstream: Upstream, request: UpstreamRequest, context: TurnContext
+) -> AsyncGenerator[list[str], None]:
+    """``piece_batches`` for a conversation's turn: the chunks' text, and their ``usage`` kept."""
+    endpoint = request.endpoint
+    batches = upstream.stream_batches(_with_usage(request))
+    try:
+        async for batch in batches:
+            texts: list[str] = []
+            for chunk in batch:
+                if text := chunk_text(endpoint, chunk):
+                    texts.append(text)
+                reported = chunk.get("usage")
+                if isinstance(reported, dict):
+                    context.reported_usage = reported
+            if texts:
+                yield texts
+    finally:
+        await _close(batches)
+
+
+def _sent(result: _Result) -> UpstreamRequest:
+    assert result.request is not None
+    return result.request
+
+
+def _batches(upstream: Upstream, result: _Result) -> AsyncIterator[list[str]]:
+    if result.context is None:
+        return upstream.piece_batches(_sent(result))
+    return _counted_batches(upstream, _sent(result), result.context)
+
+
+async def _response_text(upstream: Upstream, result: _Result) -> str:
+    """The whole answer's text; a conversation's turn keeps the response's ``usage`` too."""
+    if result.context is None:
+        text: str = await _call(upstream, result, upstream.text)
+        return text
+    response = await _call(upstream, result, upstream.call)
+    reported = response.get("usage")
+    if isinstance(reported, dict):
+        result.context.reported_usage = reported
+    return response_text(_sent(result).endpoint, response)
+
+
+def _retry(result: _Result, error: UpstreamError) -> UpstreamRequest | None:
+    """The request to send once more after ``error`` (a refusal for length), if any."""
+    if result.context is None:
+        return None
+    retried = result.context.retry(error)
+    if retried is not None:
+        result.request = retried
+    return retried
+
+
+async def _open_stream(
+    upstream: Upstream, result: _Result
+) -> tuple[AsyncIterator[list[str]], list[str] | None]:
+    """Start the stream and read its first batch, retrying once after a refusal for length."""
+    batches = _batches(upstream, result)
+    try:
+        return batches, await anext(batches, None)
+    except UpstreamError as exc:
+        await _close(batches)
+        if _retry(result, exc) is None:
+            raise
+    batches = _batches(upstream, result)
+    try:
+        return batches, await anext(batches, None)
+    except BaseException:
+        await _close(batches)
+        raise
+
+
+async def _call(
+    upstream: Upstream, result: _Result, send: Callable[[UpstreamRequest], Awaitable[Any]]
+) -> Any:
+    try:
+        return await send(_sent(result))
+    except UpstreamError as exc:
+        if _retry(result, exc) is None:
+            raise
+    return await send(_sent(result))
 
 
 async def _run(
     upstream: Upstream,
-    request: UpstreamRequest | None,
     streaming: bool,
     turn: Held | None,
     result: _Result,
@@ -62,28 +161,32 @@ async def _run(
     hold: Any = contextlib.nullcontext() if turn is None else turn
     async with hold:
         if turn is not None:
-            request, streaming = turn.request, turn.streaming
-        assert request is not None
+            result.request, result.context, streaming = turn.request, turn.context, turn.streaming
         result.keep_response = result.keep_response and not streaming
         yield []  # the step Answer.start runs, never seen by consumers
         if streaming:
             parts: list[str] = []
-            batches = upstream.piece_batches(request)
+            batches, first = await _open_stream(upstream, result)
             try:
-                async for batch in batches:
-                    parts.extend(batch)
-                    yield batch
+                if first is not None:
+                    parts.extend(first)
+                    yield first
+                    async for batch in batches:
+                        parts.extend(batch)
+                        yield batch
             finally:
                 # Stopped early (client gone): end the upstream request now, not when collected.
                 await _close(batches)
             text = trim_answer("".join(parts))
         elif result.keep_response:
-            result.response = await upstream.call(request)
-            text = trim_answer(response_text(request.endpoint, result.response))
+            result.response = await _call(upstream, result, upstream.call)
+            if result.context is not None and isinstance(result.response.get("usage"), dict):
+                result.context.reported_usage = result.response["usage"]
+            text = trim_answer(response_text(_sent(result).endpoint, result.response))
             if text:
                 yield [text]
         else:
-            text = trim_answer(await upstream.text(request))
+            text = trim_answer(await _response_text(upstream, result))
             if text:
                 yield [text]
         if turn is not None:
@@ -91,7 +194,7 @@ async def _run(
         result.text = text
 
 
-async def _close(iterator: AsyncIterator[list[str]]) -> None:
+async def _close(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -103,7 +206,6 @@ class Answer:
         "_message_id",
         "_parent_id",
         "_pending",
-        "_request",
         "_result",
         "_streaming",
         "_turn",
@@ -129,14 +231,13 @@ class Answer:
         self._message_id = message_id
         self._parent_id = parent_id
         self._streaming = streaming
-        self._request = request
         self._turn = turn
-        self._result = _Result(keep_response)
+        self._result = _Result(keep_response, request)
         self._pending: deque[str] = deque()
         """Pieces of the latest batch not yet handed out one by one (``__anext__``)."""
         # The generator gets no reference to ``self``: without a cycle, an answer dropped
         # half-read is finalized (and its lock released) at once, not at the next gc run.
-        self._gen = _run(upstream, request, streaming, turn, self._result)
+        self._gen = _run(upstream, streaming, turn, self._result)
 
     @property
     def parent_id(self) -> str | None:
@@ -158,11 +259,15 @@ class Answer:
 
     @property
     def request(self) -> UpstreamRequest:
-        """What is (or was) sent upstream."""
-        if self._turn is not None:
-            return self._turn.request
-        assert self._request is not None
-        return self._request
+        """What is (or was) sent upstream (after a retry for length, the retried request)."""
+        if self._result.request is None and self._turn is not None:
+            return self._turn.request  # not started yet
+        return _sent(self._result)
+
+    @property
+    def context(self) -> TurnContext | None:
+        """How the conversation's history was fitted to the window (None for one-off answers)."""
+        return self._result.context
 
     @property
     def text(self) -> str | None:

@@ -82,6 +82,9 @@ class _Recorded:
     async def stream(self, request: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
         yield {"choices": [{"index": 0, "text": self._text}]}
 
+    async def stream_batches(self, request: UpstreamRequest) -> AsyncIterator[list[dict[str, Any]]]:
+        yield [{"choices": [{"index": 0, "text": self._text}]}]
+
     async def text(self, request: UpstreamRequest) -> str:
         return self._text
 

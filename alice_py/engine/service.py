@@ -36,6 +36,7 @@ from alice_py.config import ModelsConfig
 from alice_py.engine import idempotency
 from alice_py.engine.allowed import check_model
 from alice_py.engine.answer import Answer
+from alice_py.engine.context import ContextPolicy, turn_context
 from alice_py.engine.options import DEFAULT_TURN, TurnOptions, with_params
 from alice_py.engine.presets import (
     CHAT_NAMES,
@@ -95,6 +96,7 @@ class ConversationService:
         new_message_id: Callable[[], str] = ids.new_message_id,
         max_bytes: int = 0,
         renew_every: float | None = None,
+        context: ContextPolicy | None = None,
     ) -> None:
         self.store = store
         self.upstream = upstream
@@ -107,6 +109,8 @@ class ConversationService:
         """Most text (UTF-8 bytes) one conversation may hold; 0 is no limit."""
         self.renew_every = renew_every
         """How often a held lock's lease is renewed; None when the store's locks never lapse."""
+        self.context_policy = context
+        """Fits each turn's history to the model's window (``engine.context``); None sends it all."""
 
     # --- conversations -------------------------------------------------------------------
 
@@ -365,10 +369,16 @@ class ConversationService:
             turns = turns_to(conv, asked) if new_question else path_turns(conv.path(asked.id))
             if conv.model is None:
                 check_model(self.models, conv.kind.model(self.models))
+            streaming = conv.stream if options.stream is None else options.stream
+
+            def build(kept: Sequence[Turn]) -> UpstreamRequest:
+                return _turn_request(conv, kept, self.models, options)
+
+            fitted = await turn_context(self.context_policy, conv, turns, build, options, asked)
             if admit is not None:
                 await admit()
-            streaming = conv.stream if options.stream is None else options.stream
-            return Plan(asked, new_question, _turn_request(conv, turns, self.models, options), streaming)
+            request = build(turns) if fitted is None else fitted.request
+            return Plan(asked, new_question, request, streaming, fitted)
 
         async def replay(conv: Conversation) -> Answer | None:
             return None if keyed is None else await idempotency.replay(conv, keyed)

@@ -67,6 +67,14 @@ class Conversation:
     turns_by_key: dict[str, KeyedTurn] | None = None
     """The turns asked with an ``Idempotency-Key``, by key (see ``engine.idempotency``); None
     until the first, so the many conversations that never use a key carry no dict."""
+    usage: tuple[int, int] | None = None
+    """Prompt and completion tokens of every answer kept, summed (the upstream's figures, or
+    ours where it gave none); None before the first (``engine.context``)."""
+    dropped: int = 0
+    """Turns left out of the request of the last answer (``[context] policy``)."""
+    anchor: tuple[str, int, int] | None = None
+    """The last request sent whole whose ``usage`` the upstream gave: (its question's id, the
+    sentences it held, the upstream's prompt tokens). Later counts start from it."""
 
     def path(self, leaf: str | None = None) -> list[Message]:
         """The messages from the root down to ``leaf`` (default: the current leaf)."""
@@ -102,7 +110,16 @@ class Conversation:
     def branch(self, end: str | None, now: float) -> Conversation:
         """A new conversation (no id yet) with these settings, holding the path to ``end``."""
         branched = dataclasses.replace(
-            self, id="", created=now, last_active=now, leaf=end, messages={}, turns_by_key=None
+            self,
+            id="",
+            created=now,
+            last_active=now,
+            leaf=end,
+            messages={},
+            turns_by_key=None,
+            usage=None,
+            dropped=0,
+            anchor=None,
         )
         for message in self.path(end) if end is not None else ():
             branched.add(message)
@@ -164,7 +181,13 @@ class Conversation:
     def to_json(self) -> bytes:
         # Keyed turns are written only when there are some, so most saved conversations stay as they were.
         rows = [_keyed_row(*item) for item in (self.turns_by_key or {}).items()]
-        keyed = {"keyed": rows} if rows else {}
+        keyed: dict[str, Any] = {"keyed": rows} if rows else {}
+        if self.usage is not None:
+            keyed["usage"] = list(self.usage)
+        if self.dropped:
+            keyed["dropped"] = self.dropped
+        if self.anchor is not None:
+            keyed["anchor"] = list(self.anchor)
         return orjson.dumps(
             {
                 "v": FORMAT_VERSION,
@@ -223,6 +246,13 @@ def _decode(raw: dict[str, Any]) -> Conversation:
     for key, fingerprint, answer_id, parent_id, text in raw.get("keyed", ()):
         turn = KeyedTurn(_text(fingerprint), _text(answer_id), _text(parent_id), _text(text))
         conv.turns_by_key = {**(conv.turns_by_key or {}), _text(key): turn}
+    if "usage" in raw:
+        prompt_tokens, completion_tokens = raw["usage"]
+        conv.usage = (int(prompt_tokens), int(completion_tokens))
+    conv.dropped = int(raw.get("dropped", 0))
+    if "anchor" in raw:
+        question, sent, tokens = raw["anchor"]
+        conv.anchor = (_text(question), int(sent), int(tokens))
     return conv
 
 

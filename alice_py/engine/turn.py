@@ -21,12 +21,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from alice_py.engine.answer import Answer
 from alice_py.engine.tree import Conversation, KeyedTurn, Message
 from alice_py.errors import ConversationBusy, ConversationNotFound, StorageUnavailable
 from alice_py.store.base import ConversationStore
 from alice_py.upstream.types import UpstreamRequest
+
+if TYPE_CHECKING:
+    from alice_py.engine.context import TurnContext
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +136,8 @@ class Plan:
     """Not yet in the tree (``ask``, ``edit``), or asked again (``regenerate``)."""
     request: UpstreamRequest
     streaming: bool
+    context: TurnContext | None = None
+    """How the history was fitted to the window (``engine.context``); None: sent whole."""
 
 
 Planner = Callable[[Conversation], Awaitable[Plan]]
@@ -188,6 +194,8 @@ class Turn(ConversationLock):
         assert self._conv is not None and self.plan is not None, "commit outside the turn"
         asked = self.plan.asked
         updated = self._conv.copy()
+        if self.plan.context is not None:
+            self.plan.context.record(updated, text, asked.id)
         if self.plan.new_question:
             updated.add(asked)
         now = self._clock()
@@ -214,3 +222,8 @@ class Turn(ConversationLock):
     def parent_id(self) -> str:
         assert self.plan is not None, "the turn has not started"
         return self.plan.asked.id
+
+    @property
+    def context(self) -> TurnContext | None:
+        assert self.plan is not None, "the turn has not started"
+        return self.plan.context

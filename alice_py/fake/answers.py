@@ -126,14 +126,15 @@ def split_answer(text: str, words_per_chunk: int = 1) -> list[str]:
     return ["".join(pieces[i : i + size]) for i in range(0, len(pieces), size)]
 
 
-def usage(body: Mapping[str, Any], answer: str) -> dict[str, int]:
-    """Token counts, approximated by words (deterministic, good enough for a fake)."""
+def usage(body: Mapping[str, Any], answer: str, tokens_per_word: int = 1) -> dict[str, int]:
+    """Token counts, approximated by words (deterministic, good enough for a fake); the prompt's
+    words count ``tokens_per_word`` each (a tokenizer that cuts finer)."""
     messages = body.get("messages")
     if isinstance(messages, list):
         sent = " ".join(message_text(m.get("content")) for m in messages if isinstance(m, dict))
     else:
         sent = prompt_text(body.get("prompt"))
-    prompt_tokens, completion_tokens = len(sent.split()), len(answer.split())
+    prompt_tokens, completion_tokens = len(sent.split()) * tokens_per_word, len(answer.split())
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,

@@ -83,6 +83,11 @@ class FakeState:
     - ``reset_delay``: seconds after which a connection marked for a reset is reset even if no
       request came; None: only when the next request arrives on it (what a test can rely on).
     - ``retry_after``: the ``Retry-After`` seconds of rate-limit answers.
+    - ``context_window``: refuse a request whose prompt passes that many tokens as OpenAI does
+      (400 ``context_length_exceeded``, "maximum context length is N tokens. However, your
+      messages resulted in M tokens"); None: no limit. The fake counts a token per word
+      (``answers.usage``) times ``tokens_per_word``: another tokenizer than the service's.
+    - ``model_windows``: windows ``GET /v1/models`` reports, as vLLM does (``max_model_len``).
 
     ``requests`` holds what was received, oldest first (at least the last ``max_recorded``).
     """
@@ -100,6 +105,9 @@ class FakeState:
     reset_delay: float | None = None
     retry_after: float = 7.0
     models: tuple[str, ...] = DEFAULT_MODELS
+    context_window: int | None = None
+    tokens_per_word: int = 1
+    model_windows: dict[str, int] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     max_recorded: int = 1000
     disconnects: int = 0

@@ -91,6 +91,16 @@ def _failure_response(kind: FailureKind, key: str, state: FakeState) -> web.Resp
     return _error(400, error_body(message, "invalid_request_error", "invalid_value", "temperature"))
 
 
+def _too_long(window: int, tokens: int, chat: bool) -> web.Response:
+    """OpenAI's refusal of a prompt longer than the model's window."""
+    sent = "messages" if chat else "prompt"
+    message = (
+        f"This model's maximum context length is {window} tokens. However, your {sent} resulted in "
+        f"{tokens} tokens. Please reduce the length of the {sent}."
+    )
+    return _error(400, error_body(message, "invalid_request_error", "context_length_exceeded", sent))
+
+
 def _bearer(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
@@ -146,7 +156,9 @@ async def _model_call(request: web.Request, chat: bool) -> web.StreamResponse:
     shape = Shape(chat, f"{prefix}{state.next_id()}", int(time.time()), str(body["model"]))
     answer = chat_answer(body) if chat else completion_answer(body)
     call = tool_call(body) if chat else None
-    counts = usage(body, answer)
+    counts = usage(body, answer, state.tokens_per_word)
+    if state.context_window is not None and counts["prompt_tokens"] > state.context_window:
+        return _too_long(state.context_window, counts["prompt_tokens"], chat)
     finish = not (state.omit_finish_reason or state.interrupt_stream_after is not None)
     if body.get("stream"):
         options = body.get("stream_options")
@@ -264,9 +276,12 @@ async def models(request: web.Request) -> web.Response:
     kind = state.key_failure(key)
     if kind is not None and kind not in CONNECTION_FAILURES:
         return _failure_response(kind, key, state)
-    data = [
+    data: list[dict[str, Any]] = [
         {"id": name, "object": "model", "created": 0, "owned_by": "alice-py-demo"} for name in state.models
     ]
+    for entry in data:
+        if entry["id"] in state.model_windows:
+            entry["max_model_len"] = state.model_windows[entry["id"]]  # vLLM's field
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
 
 

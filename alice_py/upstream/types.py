@@ -32,6 +32,10 @@ class Upstream(Protocol):
         """One streaming request; each SSE ``data:`` JSON object until ``[DONE]``."""
         ...
 
+    def stream_batches(self, request: UpstreamRequest) -> AsyncIterator[list[dict[str, Any]]]:
+        """``stream``'s objects in batches of those that arrived together (never empty)."""
+        ...
+
     async def text(self, request: UpstreamRequest) -> str:
         """One non-streaming request; the text of its first choice."""
         ...

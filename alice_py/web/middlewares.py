@@ -55,7 +55,9 @@ ALLOW_HEADERS = (
     "message",
     "idempotency-key",
 )
-EXPOSE_HEADERS = f"Retry-After, Share-Id, Share-URL, {HEADER}"
+EXPOSE_HEADERS = (
+    f"Retry-After, Share-Id, Share-URL, {HEADER}, X-Context-Tokens, X-Context-Window, X-Context-Dropped"
+)
 PREFLIGHT_MAX_AGE = "600"
 NULL_ORIGIN = "null"
 ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", EXPOSE_HEADERS))

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from html import escape
 from importlib import resources
 from string import Template
+from typing import Any
 
 from aiohttp import web
 
@@ -224,6 +225,16 @@ def _share_row(root: str, csrf: str, share: ShareInfo) -> str:
     )
 
 
+def _usage_rows(rows: Sequence[Mapping[str, Any]], nothing: str) -> Html:
+    """One table row per upstream key or client (``usage.UsageBook.snapshot``)."""
+    lines = [
+        f'<tr><td class="key">{escape(str(row["name"]))}</td><td class="num">{row["prompt_tokens"]:,}</td>'
+        f'<td class="num">{row["completion_tokens"]:,}</td><td class="num">{row["answers"]:,}</td></tr>'
+        for row in rows
+    ]
+    return Html("\n".join(lines) or f'<tr><td colspan="4" class="muted">{escape(nothing)}</td></tr>')
+
+
 def admin_off_page(root: str) -> str:
     return render("admin_off.html", root=root)
 
@@ -243,6 +254,7 @@ def admin_dashboard_page(
     shares: int,
     key_states: Sequence[KeyState],
     recent_shares: Sequence[ShareInfo] = (),
+    usage: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> str:
     rows = "\n".join(_key_row(key) for key in key_states)
     share_rows = "\n".join(_share_row(root, csrf, share) for share in recent_shares)
@@ -260,4 +272,6 @@ def admin_dashboard_page(
         key_rows=Html(rows or '<tr><td colspan="5" class="muted">No API keys configured.</td></tr>'),
         share_rows=Html(share_rows or '<tr><td colspan="5" class="muted">No shares.</td></tr>'),
         shares_listed=listed,
+        usage_key_rows=_usage_rows((usage or {}).get("upstream_keys", ()), "No tokens used yet."),
+        usage_client_rows=_usage_rows((usage or {}).get("clients", ()), "No tokens used yet."),
     )

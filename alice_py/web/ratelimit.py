@@ -33,6 +33,7 @@ from aiohttp import web
 
 from alice_py import appkeys
 from alice_py.errors import RateLimited
+from alice_py.request_ids import current
 from alice_py.web.auth import CLIENT_KEY
 
 WINDOW = 60.0
@@ -124,6 +125,11 @@ def client_identity(request: web.Request) -> str:
 def admission(request: web.Request, *, model_call: bool = True) -> Admit:
     """The hook that counts this request's model call (or new conversation) when awaited."""
     limiter = request.app[appkeys.RATE_LIMITER]
-    # The identity is worked out only where a per-client limit needs it (a digest per call).
-    client = client_identity(request) if request.app[appkeys.CONFIG].limits.per_client else ""
-    return functools.partial(limiter.acquire, client, model_call=model_call)
+    info = current()
+    # The identity (a digest per call) is worked out where a per-client limit needs it, and for
+    # a model call's usage totals (alice_py.usage): whose tokens these are.
+    per_client = request.app[appkeys.CONFIG].limits.per_client
+    identity = client_identity(request) if per_client or (model_call and info is not None) else ""
+    if info is not None and model_call:
+        info.client = identity
+    return functools.partial(limiter.acquire, identity if per_client else "", model_call=model_call)

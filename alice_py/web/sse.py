@@ -31,6 +31,7 @@ from alice_py import appkeys
 from alice_py.errors import AliceError
 from alice_py.failure_log import FailureLog
 from alice_py.request_ids import HEADER, current_id
+from alice_py.web.context_headers import context_headers
 from alice_py.web.errors import InternalError, client_message
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,8 @@ async def write_stream(
     close: Callable[[], Awaitable[None]],
     ending: Ending,
     headers: Mapping[str, str] = SSE_HEADERS,
+    *,
+    more_headers: Callable[[], Mapping[str, str]] | None = None,
 ) -> web.StreamResponse:
     """The one stream writer of every dialect: the encoded chunks ``next_chunk`` returns until
     None, then ``ending``; ``close`` is awaited however this ends (it cancels the upstream).
@@ -158,11 +161,12 @@ async def write_stream(
     Nothing is sent before the first chunk: a failure before it propagates and becomes an
     ordinary HTTP error (the router may fail over until then). A failure after it is written
     in-stream (``ending.failed``) and ends the stream. A client gone is logged, not raised.
+    ``more_headers`` is asked once the first chunk has come (the ``X-Context-*`` headers).
     """
     failures = request.app[appkeys.FAILURE_LOG]
     try:
         first = await next_chunk()
-        response = AnswerStream(headers=headers)
+        response = AnswerStream(headers=headers if more_headers is None else {**headers, **more_headers()})
         await response.prepare(request)
         try:
             if first is not None:
@@ -193,4 +197,7 @@ async def stream_answer(
         return None if batch is None else _encode(fmt, batch)
 
     ending = Ending(fmt.done, lambda exc: fmt.error(client_message(exc), exc.status))
-    return await write_stream(request, next_chunk, answer.aclose, ending, fmt.headers)
+    # Read after the first batch: a retry for length (engine.context) has been decided by then.
+    return await write_stream(
+        request, next_chunk, answer.aclose, ending, fmt.headers, more_headers=lambda: context_headers(answer)
+    )

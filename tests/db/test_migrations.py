@@ -35,8 +35,9 @@ async def test_upgrade_creates_the_tables(engine: AsyncEngine) -> None:
         "upstream_keys",
         "health_probe",
         "responses",
+        "usage_totals",
     }
-    assert await current_revision(engine) == "0005"
+    assert await current_revision(engine) == "0006"
 
 
 async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
@@ -47,7 +48,7 @@ async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
 async def test_upgrade_twice_changes_nothing(db_url: str, engine: AsyncEngine) -> None:
     await ShareRepository(engine).put("abcd1234", "p", ["q"])
     await upgrade(db_url)
-    assert await current_revision(engine) == "0005"
+    assert await current_revision(engine) == "0006"
     assert await ShareRepository(engine).get("abcd1234") == Share("abcd1234", "p", ("q",))
 
 
@@ -62,7 +63,7 @@ async def test_upgrade_in_place_from_0001_keeps_the_shares(db_url: str) -> None:
 
         await upgrade(db_url)
 
-        assert await current_revision(engine) == "0005"
+        assert await current_revision(engine) == "0006"
         assert await ShareRepository(engine).get("old12345") == Share(
             "old12345", "老的提示", ("question", "答え 🎌")
         )
@@ -78,7 +79,7 @@ async def test_instances_starting_together_upgrade_once(db_url: str) -> None:
     engines = [create_engine(db_url) for _ in range(3)]
     try:
         await asyncio.gather(*(upgrade(engine) for engine in engines))
-        assert {await current_revision(engine) for engine in engines} == {"0005"}
+        assert {await current_revision(engine) for engine in engines} == {"0006"}
     finally:
         for engine in engines:
             await engine.dispose()
@@ -92,7 +93,7 @@ async def test_upgrade_in_place_from_0002_gives_shares_a_conversation_column(db_
 
         await upgrade(db_url)
 
-        assert await current_revision(engine) == "0005"
+        assert await current_revision(engine) == "0006"
         async with engine.connect() as connection:
             assert await connection.run_sync(_diff) == []
         shares = ShareRepository(engine)

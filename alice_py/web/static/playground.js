@@ -467,6 +467,25 @@
     renderHistory();
   }
 
+  // The last answer's X-Context-* headers (docs/context.md): the gauge of its request against the
+  // model's window, and the oldest turns it left out, dimmed (the conversation still has them).
+  function showGauge(resp) {
+    const gauge = $("context-gauge");
+    const size = Number(resp.headers.get("X-Context-Window"));
+    const tokens = Number(resp.headers.get("X-Context-Tokens"));
+    const dropped = Number(resp.headers.get("X-Context-Dropped")) || 0;
+    gauge.hidden = !size;
+    if (!size) return;
+    gauge.max = size;
+    gauge.value = tokens;
+    gauge.title = `${tokens} of ${size} tokens sent` + (dropped ? `; ${dropped} oldest turn(s) left out` : "");
+    let questions = 0;
+    state.messages.forEach((m) => {
+      if (m.role === "human") questions += 1;
+      m.el.classList.toggle("left-out", questions <= dropped);
+    });
+  }
+
   // Streams the answer of ``path`` into a pending message, then shows the tree as the server has
   // it. A failure leaves the conversation as it was, and so does the page; Stop keeps the partial
   // answer on screen (markStopped).
@@ -484,6 +503,7 @@
       await readAnswer(resp, onText);
       render.cancel();
       await loadTree(signal);
+      showGauge(resp);
     } catch (err) {
       render.cancel();
       if (err.name === "AbortError") {
