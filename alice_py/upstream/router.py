@@ -123,11 +123,6 @@ class UpstreamRouter:
     def __repr__(self) -> str:
         return f"<UpstreamRouter {', '.join(t.name for t in self.targets)}>"
 
-    @property
-    def pool(self) -> KeyPool:
-        """The first upstream's pool: where keys added through the admin API go."""
-        return self.targets[0].pool
-
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
 

@@ -191,3 +191,65 @@ async def test_test_now_brings_a_disabled_key_back(
     assert pool.snapshot()[1].state == "active"
     assert (await client.post("/admin/keys/test", json=["sk-…2222"])).status == 401
     await client.close()
+
+
+async def test_keys_added_for_an_upstream_serve_there_and_stay_there_after_a_restart(
+    aiohttp_client: Any, fake: RunningFake, second: RunningFake, tmp_path: Path
+) -> None:
+    auth = {"Authorization": ADMIN_PASSWORD}
+    added_key = "sk-added-5555555555555555"
+    first = await make(aiohttp_client, fake, second, tmp_path)
+    added = await first.patch("/admin/keys", json={"upstream": "local", "keys": [added_key]}, headers=auth)
+    assert await added.json() == {
+        "added": ["sk-…5555"],
+        "already_present": [],
+        "upstream": "local",
+        "count": 2,
+    }
+    refused = await first.patch("/admin/keys", json={"upstream": "nope", "keys": [added_key]}, headers=auth)
+    assert refused.status == 400
+    assert (await refused.json())["error"] == "No upstream is named 'nope': the upstreams are 'main', 'local'"
+    moved = await first.patch("/admin/keys", json=[added_key], headers=auth)  # the first upstream: "main"
+    assert moved.status == 400 and "stored for the upstream 'local'" in (await moved.json())["error"]
+    await first.close()
+
+    again = await make(aiohttp_client, fake, second, tmp_path)
+    keys = await (await again.get("/admin/keys", headers=auth)).json()
+    assert [(k["upstream"], k["key"], k["source"]) for k in keys["keys"]] == [
+        ("main", "sk-…1111", "config"),
+        ("main", "sk-…2222", "config"),
+        ("local", "sk-…4444", "config"),
+        ("local", "sk-…5555", "admin"),
+    ]
+    fake.state.fail_next("server_error", 2)  # "main" fails: "local" answers, with both its keys
+    for _ in range(2):
+        assert (await again.post("/v1/chat/completions", json=HELLO)).headers["X-Upstream"] == "local"
+    assert set(second.state.keys_used) == {L1, added_key}
+    assert added_key not in fake.state.keys_used
+    removed = await again.delete("/admin/keys", json=["sk-…5555"], headers=auth)
+    assert (await removed.json())["removed"] == ["sk-…5555"]
+    await again.close()
+
+
+async def test_a_stored_key_of_an_upstream_no_longer_configured_is_not_sent_elsewhere(
+    aiohttp_client: Any,
+    fake: RunningFake,
+    second: RunningFake,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    auth = {"Authorization": ADMIN_PASSWORD}
+    first = await make(aiohttp_client, fake, second, tmp_path)
+    await first.patch(
+        "/admin/keys", json={"upstream": "local", "keys": ["sk-gone-6666666666666666"]}, headers=auth
+    )
+    await first.close()
+    cfg = app_config(fake.url, tmp_path, upstream_key=K1, admin={"password": ADMIN_PASSWORD})
+    only_main = dataclasses.replace(
+        cfg, upstreams=(UpstreamEntry(name="main", base_url=fake.url, keys=(K1,)),)
+    )
+    again: Client = await aiohttp_client(create_app(only_main))
+    keys = await (await again.get("/admin/keys", headers=auth)).json()
+    assert [k["key"] for k in keys["keys"]] == ["sk-…1111"]
+    assert "1 API key(s) added through the admin API name an upstream that is not configured" in caplog.text
+    await again.close()

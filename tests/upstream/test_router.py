@@ -39,7 +39,7 @@ def make_router(
 
 
 def states(router: UpstreamRouter) -> list[tuple[str, str]]:
-    return [(s.masked, s.state) for s in router.pool.snapshot()]
+    return [(s.masked, s.state) for s in router.targets[0].pool.snapshot()]
 
 
 async def joined(router: UpstreamRouter, request: UpstreamRequest = CHAT) -> str:
@@ -56,7 +56,7 @@ async def test_keys_rotate(client: OpenAIClient, state: FakeState, clock: Clock)
     for _ in range(3):
         assert await router.text(CHAT) == ANSWER
     assert state.keys_used == [GOOD1, GOOD2, GOOD1]
-    assert [s.requests for s in router.pool.snapshot()] == [2, 1]
+    assert [s.requests for s in router.targets[0].pool.snapshot()] == [2, 1]
 
 
 async def test_invalid_key_is_disabled_and_request_retried_on_next_key(
@@ -66,7 +66,7 @@ async def test_invalid_key_is_disabled_and_request_retried_on_next_key(
     assert await router.text(CHAT) == ANSWER
     assert state.keys_used == [BAD1, GOOD1]
     assert states(router) == [("sk-…aaaa", "disabled"), ("sk-…1111", "active")]
-    assert router.pool.snapshot()[0].disabled_reason == "invalid key"
+    assert router.targets[0].pool.snapshot()[0].disabled_reason == "invalid key"
     await router.text(CHAT)
     assert state.keys_used[-1] == GOOD1
 
@@ -76,7 +76,7 @@ async def test_quota_key_is_disabled_and_request_retried(
 ) -> None:
     router = make_router(client, [NOQUOTA, GOOD1], clock)
     assert await router.text(CHAT) == ANSWER
-    assert router.pool.snapshot()[0].disabled_reason == "quota exceeded"
+    assert router.targets[0].pool.snapshot()[0].disabled_reason == "quota exceeded"
 
 
 async def test_without_auto_remove_bad_key_is_retried_but_not_disabled(
@@ -123,7 +123,7 @@ async def test_rate_limit_cooldown_follows_retry_after(
     router = make_router(client, [GOOD1, GOOD2], clock)
     state.fail_next("rate_limit")
     assert await router.text(CHAT) == ANSWER
-    assert router.pool.snapshot()[0].cooldown_remaining == 7.0
+    assert router.targets[0].pool.snapshot()[0].cooldown_remaining == 7.0
     assert await router.text(CHAT) == ANSWER
     assert state.keys_used == [GOOD1, GOOD2, GOOD2]  # the cooling key is skipped
     clock.advance(7.0)
@@ -169,7 +169,7 @@ async def test_stream_fails_over_before_the_first_chunk(
     state.fail_next("server_error")
     assert await joined(router) == ANSWER
     assert state.keys_used[2:] == [GOOD2, GOOD1]
-    assert [s.state for s in router.pool.snapshot()] == ["disabled", "active", "cooling"]
+    assert [s.state for s in router.targets[0].pool.snapshot()] == ["disabled", "active", "cooling"]
 
 
 async def test_stream_error_inside_first_event_fails_over(
@@ -193,7 +193,7 @@ async def test_stream_errors_after_the_first_chunk_propagate(
             pieces.append(piece)
     assert pieces == ["Demo ", "answer "]  # chunk 1 is the role chunk, with no text
     assert state.keys_used == [GOOD1]
-    assert router.pool.snapshot()[0].failures == 1
+    assert router.targets[0].pool.snapshot()[0].failures == 1
 
 
 async def test_stream_all_keys_bad(client: OpenAIClient, state: FakeState, clock: Clock) -> None:
