@@ -24,7 +24,7 @@ HEADER = "X-Request-Id"
 class RequestInfo:
     """The request being handled, as its failure log lines name it."""
 
-    __slots__ = ("client_gone", "id", "key", "method", "path", "started", "upstream")
+    __slots__ = ("client_gone", "id", "key", "method", "path", "started", "tokens", "upstream")
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
         self.id = request_id
@@ -35,6 +35,8 @@ class RequestInfo:
         """The upstream key of the latest model call, set by the router (never shown unmasked)."""
         self.upstream: str | None = None
         """The name of the upstream of the latest model call (``X-Upstream``), set by the router."""
+        self.tokens: int | None = None
+        """Tokens the upstream counted for the call that served (its ``usage``), set by the router."""
         self.client_gone = False
         """Set once the client's leaving is logged, so that it is logged once."""
 

@@ -212,6 +212,15 @@ class UpstreamRouter:
             info.key = key
             info.upstream = target.name
 
+    def _served(self, target: Target, key: str, tokens: int) -> None:
+        """A call that succeeded: counted for the key, in ``/metrics`` and in the request's usage
+        (its access log line)."""
+        target.pool.report_success(key, tokens)
+        self._count(target, key, "ok")
+        info = current()
+        if info is not None:
+            info.tokens = tokens
+
     def _count(self, target: Target, key: str, result: str) -> None:
         if self.metrics is not None:
             self.metrics.upstream_call(target.name, key, result)
@@ -243,13 +252,20 @@ class UpstreamRouter:
                 last = exc
                 step = should_retry(exc)
                 if step is Next.STOP or attempts >= self.max_attempts or self._clock() >= ends:
-                    self.failures.upstream(exc, key)
+                    self.failures.upstream(exc, key, upstream=target.name)
                     raise
                 tried.setdefault(target, set()).add(key)
                 if step is Next.OTHER_UPSTREAM:
                     avoid.add(target)
                 pick = self._pick(targets, tried, avoid, None)
-                self.failures.upstream(exc, key, pick[1] if pick is not None else None)
+                retry_target, retry_key = pick if pick is not None else (None, None)
+                self.failures.upstream(
+                    exc,
+                    key,
+                    retry_key,
+                    upstream=target.name,
+                    retry_upstream=retry_target.name if retry_target is not None else None,
+                )
                 continue
             if request.affinity is not None:
                 self._remember(request.affinity, target, key)
@@ -288,8 +304,7 @@ class UpstreamRouter:
         target, key, response = await self._attempt(request, lambda t, key: t.client.call(key, request))
         if self.metrics is not None:
             self.metrics.first_byte(time.monotonic() - started)
-        target.pool.report_success(key, _tokens(response))
-        self._count(target, key, "ok")
+        self._served(target, key, _tokens(response))
         return response
 
     async def _open(
@@ -327,14 +342,13 @@ class UpstreamRouter:
         except UpstreamError as exc:
             target.pool.report_failure(key, exc, broke_off=True)
             self._count(target, key, "broken_stream")
-            self.failures.upstream(exc, key)
+            self.failures.upstream(exc, key, upstream=target.name)
             raise
         finally:
             if metrics is not None:
                 metrics.stream_closed()
             await batches.aclose()
-        target.pool.report_success(key, _tokens(last) if last is not None else 0)
-        self._count(target, key, "ok")
+        self._served(target, key, _tokens(last) if last is not None else 0)
 
     async def stream(self, request: UpstreamRequest) -> Chunks:
         """One streaming request; each SSE ``data:`` JSON object until ``[DONE]``."""

@@ -38,5 +38,5 @@ async def test_a_failure_is_one_json_line_with_request_id_upstream_and_masked_ke
     record = orjson.loads(line)
     assert record["request_id"] == response.headers["X-Request-Id"]
     assert (record["upstream"], record["key"], record["level"]) == ("default", "sk-…1234", "INFO")
-    assert "upstream=400" in record["message"] and UPSTREAM_KEY not in line
+    assert "status=400" in record["message"] and UPSTREAM_KEY not in line
     assert record["time"].endswith("+00:00")
