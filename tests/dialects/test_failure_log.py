@@ -54,7 +54,8 @@ async def test_thirty_failures_in_a_row_write_a_first_line_and_then_a_count(
     first_lines = lines(caplog)
     assert len(first_lines) == 2  # the first attempt (retried) and its retry; the rest are counted
     assert first_lines[0].startswith(
-        f"the model API failed (HTTP 500) [POST {CHAT} request={ids[0]} upstream=default key=sk-…000a status=500 after="
+        f"the model API failed (HTTP 500) [POST {CHAT} request={ids[0]} upstream=default key=sk-…000a"
+        " status=500 after="
     )
     assert "; retrying with key sk-…000b: The server had an error" in first_lines[0]
     assert f"request={ids[0]} upstream=default key=sk-…000b status=500" in first_lines[1]
