@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from alice_py.upstream.client import response_text
+from alice_py.upstream.text import answer_text, piece_batches
 from alice_py.upstream.types import Upstream, UpstreamRequest
 
 
@@ -68,7 +69,7 @@ async def _run(
         yield []  # the step Answer.start runs, never seen by consumers
         if streaming:
             parts: list[str] = []
-            batches = upstream.piece_batches(request)
+            batches = piece_batches(upstream, request)
             try:
                 async for batch in batches:
                     parts.extend(batch)
@@ -83,7 +84,7 @@ async def _run(
             if text:
                 yield [text]
         else:
-            text = trim_answer(await upstream.text(request))
+            text = trim_answer(await answer_text(upstream, request))
             if text:
                 yield [text]
         if turn is not None:
