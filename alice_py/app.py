@@ -101,7 +101,6 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg, session = app[appkeys.CONFIG], app[appkeys.HTTP_SESSION]
     router = build_router(cfg, session, app[appkeys.UPSTREAM_BASE_URL], app.get(POOL_CLOCK, time.monotonic))
     router.failures = app[appkeys.FAILURE_LOG]
-    app[appkeys.KEY_POOL] = router.pool  # the first upstream's: where admin-added keys go
     app[appkeys.ROUTER] = router
     try:
         yield

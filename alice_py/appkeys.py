@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from alice_py.request_ids import RequestIds
     from alice_py.store.base import ConversationStore
     from alice_py.store.saver import ConversationSaver
-    from alice_py.upstream.keypool import KeyPool
     from alice_py.upstream.router import UpstreamRouter
     from alice_py.usage import UsageBook
     from alice_py.web.dialects import DialectTable
@@ -40,7 +39,6 @@ UPSTREAM_BASE_URL = web.AppKey("upstream_base_url", str)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 DB_ENGINE: web.AppKey[AsyncEngine] = web.AppKey("db_engine")
 SHARES: web.AppKey[ShareRepository] = web.AppKey("shares")
-KEY_POOL: web.AppKey[KeyPool] = web.AppKey("key_pool")
 ROUTER: web.AppKey[UpstreamRouter] = web.AppKey("router")
 STORE: web.AppKey[ConversationStore] = web.AppKey("store")
 SERVICE: web.AppKey[ConversationService] = web.AppKey("service")

@@ -3,11 +3,12 @@
 Every failure a client meets is written here (logger ``alice_py.failures``): each failed
 upstream attempt, retried or not (the router), a client that went away before its answer
 was complete, and the service's own failures (the error middleware, the stream writers).
-A line names the route, the request id, the upstream key (masked), the upstream's status
-and the time since the request arrived, then the full text the client was not shown::
+A line names the route, the request id, the upstream (its ``[[upstreams]]`` name) and key
+(masked) that were used, the upstream's HTTP status and the time since the request arrived,
+then the full text the client was not shown::
 
-    the model API failed (HTTP 500) [POST /v1/chat/completions request=3f9a1c-1 key=sk-…1234
-    upstream=500 after=12ms]: Traceback (most recent call last):\\n  File "/srv/app.py" …
+    the model API failed (HTTP 500) [POST /v1/chat/completions request=3f9a1c-1 upstream=openai
+    key=sk-…1234 status=500 after=12ms]: Traceback (most recent call last):\\n  File "/srv/app.py" …
 
 Repeats are folded. Failures that differ only in request id, duration and time (and in the
 numbers of their text: "try again in 7.2s") are one kind: the first is written at once;
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from alice_py.errors import AliceError
 from alice_py.request_ids import RequestInfo, current
 from alice_py.upstream.errors import UpstreamError, UpstreamRequestError
-from alice_py.upstream.keypool import mask_key
+from alice_py.upstream.keypool import NO_KEY_LABEL, mask_key
 
 LOGGER = "alice_py.failures"
 INTERVAL = 60.0
@@ -77,23 +78,28 @@ class Failure:
     duration: float | None = None
     level: int = logging.WARNING
     retry_key: str | None = None
+    upstream: str = "-"
+    """The name of the upstream the key belongs to."""
+    retry_upstream: str | None = None
 
     def kind(self) -> tuple[object, ...]:
         """What makes two failures the same kind (request id, duration and numbers aside)."""
         detail = _NUMBERS.sub("#", self.detail)
         retried = self.retry_key is not None
-        return (self.summary, detail, self.route, self.key, self.upstream_status, self.level, retried)
+        where = (self.route, self.upstream, self.key, self.upstream_status)
+        return (self.summary, detail, *where, self.level, retried)
 
     def where(self) -> str:
         status = self.upstream_status if self.upstream_status is not None else "-"
-        return f"{self.route} key={self.key} upstream={status}"
+        return f"{self.route} upstream={self.upstream} key={self.key} status={status}"
 
     def line(self) -> str:
         after = _duration(self.duration) if self.duration is not None else "-"
-        where = self.where().replace(" key=", f" request={self.request_id} key=", 1)
+        where = self.where().replace(" upstream=", f" request={self.request_id} upstream=", 1)
         text = f"{one_line(self.summary)} [{where} after={after}]"
         if self.retry_key is not None:
-            text += f"; retrying with key {self.retry_key}"
+            on = f" on {self.retry_upstream}" if self.retry_upstream not in (None, self.upstream) else ""
+            text += f"; retrying{on} with key {self.retry_key}"
         if self.detail and self.detail != self.summary:
             text += f": {one_line(self.detail)}"
         return text
@@ -177,8 +183,17 @@ class FailureLog:
 
     # ---- the failures the service meets ----------------------------------------------------
 
-    def upstream(self, error: UpstreamError, key: str | None, retry_key: str | None = None) -> None:
-        """A failed upstream attempt with ``key`` (None: no key to try), retried with ``retry_key``."""
+    def upstream(
+        self,
+        error: UpstreamError,
+        key: str | None,
+        retry_key: str | None = None,
+        *,
+        upstream: str = "-",
+        retry_upstream: str | None = None,
+    ) -> None:
+        """A failed upstream attempt with ``key`` of ``upstream`` (None: no key to try), retried
+        with ``retry_key`` of ``retry_upstream``."""
         route, request_id, duration = _request_fields(current())
         level = logging.INFO if isinstance(error, UpstreamRequestError) else logging.WARNING
         self.record(
@@ -187,11 +202,13 @@ class FailureLog:
                 detail=error.detail,
                 route=route,
                 request_id=request_id,
-                key=mask_key(key) if key is not None else "-",
+                key=_masked(key),
                 upstream_status=error.upstream_status,
                 duration=duration,
                 level=level,
-                retry_key=mask_key(retry_key) if retry_key is not None else None,
+                retry_key=_masked(retry_key) if retry_key is not None else None,
+                upstream=upstream,
+                retry_upstream=retry_upstream,
             )
         )
 
@@ -218,11 +235,19 @@ class FailureLog:
                 summary=CLIENT_GONE if transport_closed else CANCELLED,
                 route=route,
                 request_id=request_id,
-                key=mask_key(info.key) if info is not None and info.key else "-",
+                key=_masked(info.key) if info is not None else "-",
                 duration=duration,
                 level=logging.INFO,
+                upstream=info.upstream or "-" if info is not None else "-",
             )
         )
+
+
+def _masked(key: str | None) -> str:
+    """A key as every line shows it: masked, ``(no key)`` for a keyless upstream, ``-`` for none."""
+    if key is None:
+        return "-"
+    return mask_key(key) if key else NO_KEY_LABEL
 
 
 def _request_fields(info: RequestInfo | None) -> tuple[str, str, float | None]:

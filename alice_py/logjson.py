@@ -2,7 +2,9 @@
 
 Fields: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, and while a request is
 being handled its ``request_id`` (the one sent in ``X-Request-Id``), and, once a model call was
-made for it, ``upstream`` and ``key`` (masked, as everywhere). A traceback goes in ``exc``.
+made for it, ``upstream`` and ``key`` (masked, as everywhere), and once one succeeded ``tokens``
+(the upstream's ``usage``, 0 when it sent none): the access log line is then the request's usage
+record. A traceback goes in ``exc``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class JsonFormatter(logging.Formatter):
                 line["upstream"] = info.upstream
             if info.key is not None:
                 line["key"] = mask_key(info.key) if info.key else NO_KEY_LABEL
+            if info.tokens is not None:
+                line["tokens"] = info.tokens
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(line).decode()

@@ -24,7 +24,7 @@ HEADER = "X-Request-Id"
 class RequestInfo:
     """The request being handled, as its failure log lines name it."""
 
-    __slots__ = ("client", "client_gone", "id", "key", "method", "path", "started", "upstream")
+    __slots__ = ("client", "client_gone", "id", "key", "method", "path", "started", "tokens", "upstream")
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
         self.id = request_id
@@ -38,6 +38,8 @@ class RequestInfo:
         self.client: str | None = None
         """Who asked, as the per-client rate limit counts clients (set at the model call's
         admission: ``web.ratelimit``), for the usage totals (``alice_py.usage``)."""
+        self.tokens: int | None = None
+        """Tokens the upstream counted for the call that served (its ``usage``), set by the router."""
         self.client_gone = False
         """Set once the client's leaving is logged, so that it is logged once."""
 

@@ -1,5 +1,5 @@
 """The admin page: ``GET /admin``, ``POST /admin/login``, ``POST /admin/logout``, ``GET /admin/status.json``,
-``POST /admin/revoke-share``.
+``POST /admin/revoke-share``, ``POST /admin/test-key``.
 
 - Off (404 with a page that says so) while ``[admin] password`` is empty.
 - The session is an encrypted cookie (aiohttp-session's ``EncryptedCookieStorage``,
@@ -19,6 +19,8 @@
 - A form body that cannot be parsed is a 400 before any session or CSRF check.
 - The dashboard lists the most recent shares, each with a revoke button (a CSRF-checked form
   to ``/admin/revoke-share``); ``GET /admin/shares`` lists them all.
+- Each key of the pool (per upstream: ``admin_pool``) has a "test now" button, a CSRF-checked
+  form to ``/admin/test-key``; the next page view says how the test went.
 - The session only runs on these paths: nothing else pays for it.
 
 The admin key API (``/admin/keys``, ``Authorization`` header) is another module.
@@ -35,7 +37,6 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,9 @@ from multidict import MultiDictProxy
 
 from alice_py import __version__, appkeys
 from alice_py.api.admin_keys import FailureLimiter
+from alice_py.api.admin_pool import collect_status, test_now
 from alice_py.db.engine import is_memory_sqlite, parse_url
 from alice_py.errors import ConfigError, RateLimited
-from alice_py.upstream.keypool import KeyState
 from alice_py.web.auth import secret_matches
 from alice_py.web.body import read_form
 from alice_py.web.pages import (
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 
 PAGE, LOGIN, LOGOUT, STATUS = "/admin", "/admin/login", "/admin/logout", "/admin/status.json"
 REVOKE_SHARE = "/admin/revoke-share"
+TEST_KEY = "/admin/test-key"
 PAGE_SHARES = 50
 """Shares listed on the dashboard, the most recent first (the admin API pages through all)."""
 COOKIE_NAME = "alice_admin"
@@ -253,6 +255,7 @@ async def admin_page(request: web.Request) -> web.Response:
     if not _logged_in(request, session):
         return _login_form(request, session, "", 200)
     status = await collect_status(request.app)
+    notice = session.pop("notice", "")
     page = admin_dashboard_page(
         root_of(request.path),
         _csrf(session),
@@ -260,9 +263,11 @@ async def admin_page(request: web.Request) -> web.Response:
         uptime=status.uptime,
         conversations=status.conversations,
         shares=status.shares,
-        key_states=status.key_states,
+        key_rows=status.key_rows,
+        upstreams=status.upstreams,
         recent_shares=await request.app[appkeys.SHARES].recent(PAGE_SHARES),
         usage=request.app[appkeys.USAGE].snapshot(),
+        notice=notice if isinstance(notice, str) else "",
     )
     return html_response(page, no_store=True)
 
@@ -332,45 +337,18 @@ async def revoke_share(request: web.Request) -> web.Response:
     raise _see_page(request)
 
 
-@dataclass(frozen=True, slots=True)
-class AdminStatus:
-    uptime: float
-    conversations: int
-    shares: int
-    key_states: list[KeyState]
-
-    def to_json(self) -> dict[str, Any]:
-        """Keys masked, as everywhere."""
-        return {
-            "version": __version__,
-            "uptime": self.uptime,
-            "conversations": self.conversations,
-            "shares": self.shares,
-            "keys": [
-                {
-                    "key": state.masked,
-                    "state": state.state,
-                    "requests": state.requests,
-                    "failures": state.failures,
-                    "last_error": state.last_error,
-                    "cooldown_remaining": state.cooldown_remaining,
-                    "disabled_reason": state.disabled_reason,
-                    "upstream": state.upstream,
-                    "success_rate": state.success_rate,
-                    "tokens": state.tokens,
-                }
-                for state in self.key_states
-            ],
-        }
-
-
-async def collect_status(app: web.Application) -> AdminStatus:
-    return AdminStatus(
-        uptime=time.time() - app[appkeys.STARTED_AT],
-        conversations=await app[appkeys.STORE].count(),
-        shares=await app[appkeys.SHARES].count(),
-        key_states=[state for target in app[appkeys.ROUTER].targets for state in target.pool.snapshot()],
-    )
+async def test_key_now(request: web.Request) -> web.Response:
+    """A key's "test now" button: one ``GET /models`` with it now; the page then says how it went."""
+    checked = await _dashboard_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    form, session = checked
+    if not _logged_in(request, session):
+        return _login_form(request, session, "Log in to test keys.", 401)
+    upstream, key = form.get("upstream"), form.get("key")
+    if isinstance(upstream, str) and isinstance(key, str):
+        session["notice"] = await test_now(request.app[appkeys.ROUTER], upstream, key)
+    raise _see_page(request)
 
 
 async def status_json(request: web.Request) -> web.Response:
@@ -397,3 +375,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(LOGOUT, with_session(logout))
     app.router.add_get(STATUS, with_session(status_json), allow_head=False)
     app.router.add_post(REVOKE_SHARE, with_session(revoke_share))
+    app.router.add_post(TEST_KEY, with_session(test_key_now))

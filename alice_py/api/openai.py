@@ -105,7 +105,7 @@ async def _model_call(request: web.Request, endpoint: Endpoint) -> web.StreamRes
     await admission(request)()  # counted once the request is known to be good
     router = request.app[appkeys.ROUTER]
     if body.get("stream"):
-        return await stream_chunks(request, router.stream_batches(upstream))
+        return await stream_chunks(request, router.stream(upstream))
     return json_response(await router.call(upstream))
 
 

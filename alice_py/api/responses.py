@@ -139,7 +139,7 @@ class Turn:
         yield b"".join([*closing, self.event({"type": "response.completed", "response": done})])
 
     async def stream(self, upstream: UpstreamRequest) -> web.StreamResponse:
-        chunks = self.request.app[appkeys.ROUTER].stream_batches(upstream)
+        chunks = self.request.app[appkeys.ROUTER].stream(upstream)
         events = self._events(chunks)
 
         async def next_chunk() -> bytes | None:

@@ -1,5 +1,7 @@
-"""Upstream API keys added at run time through the admin API.
+"""Upstream API keys added at run time through the admin API, each with its upstream's name.
 
+A key is stored once, for one upstream. Rows stored before the ``upstream`` column (revision
+0007) have none: they belong to the first upstream listed, where they were added.
 Keys are secrets: nothing here logs them or puts them in an error message.
 """
 
@@ -25,8 +27,9 @@ class KeyRepository:
         self._engine = engine
         self._clock = clock
 
-    async def add(self, keys: Iterable[str]) -> int:
-        """Store the keys not stored yet; returns how many were new."""
+    async def add(self, keys: Iterable[str], upstream: str | None = None) -> int:
+        """Store the keys not stored yet, for ``upstream`` (None: the first one); returns how many
+        were new. A key stored already keeps the upstream it was stored for."""
         fresh = _clean(keys)
         if not fresh:
             return 0
@@ -36,7 +39,7 @@ class KeyRepository:
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(UpstreamKeyRow.key)
         )
-        rows = [{"key": key, "added_at": now} for key in fresh]
+        rows = [{"key": key, "added_at": now, "upstream": upstream} for key in fresh]
         # RETURNING yields only the rows DO NOTHING let through: the new ones.
         async with self._engine.begin() as connection:
             added = len((await connection.execute(stmt, rows)).all())
@@ -57,3 +60,9 @@ class KeyRepository:
         query = select(UpstreamKeyRow.key).order_by(UpstreamKeyRow.id)
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).scalars().all())
+
+    async def entries(self) -> list[tuple[str, str | None]]:
+        """Every stored key with its upstream's name (None: the first upstream), oldest first."""
+        query = select(UpstreamKeyRow.key, UpstreamKeyRow.upstream).order_by(UpstreamKeyRow.id)
+        async with self._engine.connect() as connection:
+            return [(key, upstream) for key, upstream in (await connection.execute(query)).all()]

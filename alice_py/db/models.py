@@ -69,6 +69,8 @@ class UpstreamKeyRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    upstream: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The ``[[upstreams]]`` name the key was added to; NULL (stored before 0007): the first one."""
 
 
 class HealthProbeRow(Base):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from alice_py.upstream.client import chunk_text, response_text
 from alice_py.upstream.errors import UpstreamError
+from alice_py.upstream.text import answer_text, piece_batches
 from alice_py.upstream.types import Upstream, UpstreamRequest
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ async def _counted_batches(
 ) -> AsyncGenerator[list[str], None]:
     """``piece_batches`` for a conversation's turn: the chunks' text, and their ``usage`` kept."""
     endpoint = request.endpoint
-    batches = upstream.stream_batches(_with_usage(request))
+    batches = upstream.stream(_with_usage(request))
     try:
         async for batch in batches:
             texts: list[str] = []
@@ -96,14 +97,14 @@ def _sent(result: _Result) -> UpstreamRequest:
 
 def _batches(upstream: Upstream, result: _Result) -> AsyncIterator[list[str]]:
     if result.context is None:
-        return upstream.piece_batches(_sent(result))
+        return piece_batches(upstream, _sent(result))
     return _counted_batches(upstream, _sent(result), result.context)
 
 
 async def _response_text(upstream: Upstream, result: _Result) -> str:
     """The whole answer's text; a conversation's turn keeps the response's ``usage`` too."""
     if result.context is None:
-        text: str = await _call(upstream, result, upstream.text)
+        text: str = await _call(upstream, result, lambda sent: answer_text(upstream, sent))
         return text
     response = await _call(upstream, result, upstream.call)
     reported = response.get("usage")

@@ -71,27 +71,15 @@ async def replay(conv: Conversation, request: Keyed) -> Answer | None:
 
 
 class _Recorded:
-    """An ``Upstream`` that answers every request with one recorded text."""
+    """An ``Upstream`` that answers every request with one recorded text, as a chat answer
+    (``REPLAY_REQUEST`` is a chat request)."""
 
     def __init__(self, text: str) -> None:
         self._text = text
 
     async def call(self, request: UpstreamRequest) -> dict[str, Any]:
-        return {"choices": [{"index": 0, "text": self._text}]}
+        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": self._text}}]}
 
-    async def stream(self, request: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
-        yield {"choices": [{"index": 0, "text": self._text}]}
-
-    async def stream_batches(self, request: UpstreamRequest) -> AsyncIterator[list[dict[str, Any]]]:
-        yield [{"choices": [{"index": 0, "text": self._text}]}]
-
-    async def text(self, request: UpstreamRequest) -> str:
-        return self._text
-
-    async def pieces(self, request: UpstreamRequest) -> AsyncIterator[str]:
+    async def stream(self, request: UpstreamRequest) -> AsyncIterator[list[dict[str, Any]]]:
         if self._text:
-            yield self._text
-
-    async def piece_batches(self, request: UpstreamRequest) -> AsyncIterator[list[str]]:
-        if self._text:
-            yield [self._text]
+            yield [{"choices": [{"index": 0, "delta": {"content": self._text}}]}]

@@ -13,6 +13,7 @@ the whole key: it is how the tests check that the service masks it.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ RuntimeError: llama_decode returned -3 (model server 10.20.30.40:8000)"""
 
 
 def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    """An error answer with an ``x-request-id``, as OpenAI's (the admin page shows it with the error)."""
+    headers = {"x-request-id": f"req_{secrets.token_hex(8)}", **(headers or {})}
     return web.Response(
         status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
     )

@@ -1,5 +1,9 @@
 """The router: several upstreams, each a client and its key pool, with failover. Implements ``Upstream``.
 
+Two doors: ``call(request)`` (the upstream's JSON answer) and ``stream(request)`` (its chunks, in
+the batches they arrived in). Text and pieces are the caller's reading of these
+(``upstream.text``).
+
 A request goes to the upstreams that serve its model (``models``: names or patterns), lowest
 ``priority`` first; upstreams of equal priority share the requests by ``weight`` (smooth
 weighted round robin). A request with an ``affinity`` (a conversation) keeps the key that
@@ -19,7 +23,6 @@ which folds repeats) with the key masked; a failure that is retried says with wh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import time
 from collections import OrderedDict
@@ -29,14 +32,13 @@ from typing import Any, Protocol, TypeVar
 from alice_py.errors import ModelNotFound
 from alice_py.failure_log import FailureLog
 from alice_py.request_ids import current
-from alice_py.upstream.client import OpenAIClient, chunk_text, response_text
+from alice_py.upstream.client import OpenAIClient
 from alice_py.upstream.errors import KeysCoolingError, NoAvailableKeysError, UpstreamError
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.retry import Next, outcome, should_retry
 from alice_py.upstream.types import UpstreamRequest
 
 T = TypeVar("T")
-Chunks = AsyncGenerator[dict[str, Any], None]
 Batches = AsyncGenerator[list[dict[str, Any]], None]
 
 STICKY_MAX = 100_000
@@ -113,23 +115,8 @@ class UpstreamRouter:
         self._groups: dict[str, list[list[Target]]] = {}
         self._sticky: OrderedDict[str, tuple[Target, str]] = OrderedDict()
 
-    @classmethod
-    def single(
-        cls, client: OpenAIClient, pool: KeyPool, failures: FailureLog | None = None
-    ) -> UpstreamRouter:
-        """One upstream, serving any model, with the default routing."""
-        return cls([Target(pool.name, client, pool)], failures)
-
     def __repr__(self) -> str:
         return f"<UpstreamRouter {', '.join(t.name for t in self.targets)}>"
-
-    @property
-    def pool(self) -> KeyPool:
-        """The first upstream's pool: where keys added through the admin API go."""
-        return self.targets[0].pool
-
-    def target(self, name: str) -> Target | None:
-        return next((t for t in self.targets if t.name == name), None)
 
     async def close(self) -> None:
         for target in self.targets:
@@ -217,6 +204,15 @@ class UpstreamRouter:
             info.key = key
             info.upstream = target.name
 
+    def _served(self, target: Target, key: str, tokens: int) -> None:
+        """A call that succeeded: counted for the key, in ``/metrics`` and in the request's usage
+        (its access log line)."""
+        target.pool.report_success(key, tokens)
+        self._count(target, key, "ok")
+        info = current()
+        if info is not None:
+            info.tokens = tokens
+
     def _count(self, target: Target, key: str, result: str) -> None:
         if self.metrics is not None:
             self.metrics.upstream_call(target.name, key, result)
@@ -248,13 +244,20 @@ class UpstreamRouter:
                 last = exc
                 step = should_retry(exc)
                 if step is Next.STOP or attempts >= self.max_attempts or self._clock() >= ends:
-                    self.failures.upstream(exc, key)
+                    self.failures.upstream(exc, key, upstream=target.name)
                     raise
                 tried.setdefault(target, set()).add(key)
                 if step is Next.OTHER_UPSTREAM:
                     avoid.add(target)
                 pick = self._pick(targets, tried, avoid, None)
-                self.failures.upstream(exc, key, pick[1] if pick is not None else None)
+                retry_target, retry_key = pick if pick is not None else (None, None)
+                self.failures.upstream(
+                    exc,
+                    key,
+                    retry_key,
+                    upstream=target.name,
+                    retry_upstream=retry_target.name if retry_target is not None else None,
+                )
                 continue
             if request.affinity is not None:
                 self._remember(request.affinity, target, key)
@@ -293,8 +296,7 @@ class UpstreamRouter:
         target, key, response = await self._attempt(request, lambda t, key: t.client.call(key, request))
         if self.metrics is not None:
             self.metrics.first_byte(time.monotonic() - started)
-        target.pool.report_success(key, _tokens(response))
-        self._count(target, key, "ok")
+        self._served(target, key, _tokens(response))
         return response
 
     async def _open(
@@ -309,10 +311,10 @@ class UpstreamRouter:
             raise
         return batches, first
 
-    async def stream_batches(self, request: UpstreamRequest) -> Batches:
+    async def stream(self, request: UpstreamRequest) -> Batches:
         """One streaming request; its SSE ``data:`` JSON objects until ``[DONE]``, in batches of
-        those that arrived together. Closing this iterator (or cancelling its consumer) closes
-        the upstream connection."""
+        those that arrived together (one network read: a writer sends a batch in one write).
+        Closing this iterator (or cancelling its consumer) closes the upstream connection."""
         started = time.monotonic()
         target, key, (batches, first) = await self._attempt(
             request, lambda t, key: self._open(t, key, request)
@@ -332,45 +334,13 @@ class UpstreamRouter:
         except UpstreamError as exc:
             target.pool.report_failure(key, exc, broke_off=True)
             self._count(target, key, "broken_stream")
-            self.failures.upstream(exc, key)
+            self.failures.upstream(exc, key, upstream=target.name)
             raise
         finally:
             if metrics is not None:
                 metrics.stream_closed()
             await batches.aclose()
-        target.pool.report_success(key, _tokens(last) if last is not None else 0)
-        self._count(target, key, "ok")
-
-    async def stream(self, request: UpstreamRequest) -> Chunks:
-        """One streaming request; each SSE ``data:`` JSON object until ``[DONE]``."""
-        async with contextlib.aclosing(self.stream_batches(request)) as batches:
-            async for batch in batches:
-                for chunk in batch:
-                    yield chunk
-
-    async def text(self, request: UpstreamRequest) -> str:
-        """One non-streaming request; the text of its first choice."""
-        return response_text(request.endpoint, await self.call(request))
-
-    async def piece_batches(self, request: UpstreamRequest) -> AsyncGenerator[list[str], None]:
-        """One streaming request; the non-empty text deltas of its first choice, in batches of
-        those that arrived together."""
-        endpoint = request.endpoint
-        async with contextlib.aclosing(self.stream_batches(request)) as batches:
-            async for batch in batches:
-                texts: list[str] = []
-                for chunk in batch:
-                    if text := chunk_text(endpoint, chunk):
-                        texts.append(text)
-                if texts:
-                    yield texts
-
-    async def pieces(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
-        """One streaming request; the non-empty text deltas of its first choice."""
-        async with contextlib.aclosing(self.piece_batches(request)) as batches:
-            async for batch in batches:
-                for text in batch:
-                    yield text
+        self._served(target, key, _tokens(last) if last is not None else 0)
 
 
 def _weighted(group: list[Target]) -> list[Target]:

@@ -22,29 +22,14 @@ class UpstreamRequest:
 
 
 class Upstream(Protocol):
-    """What the engine needs from the upstream layer (the router implements it)."""
+    """What the engine needs from the upstream layer (the router implements it): two doors.
+    The text of an answer is read from them by ``upstream.text``."""
 
     async def call(self, request: UpstreamRequest) -> dict[str, Any]:
         """One non-streaming request; the upstream's JSON response."""
         ...
 
-    def stream(self, request: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
-        """One streaming request; each SSE ``data:`` JSON object until ``[DONE]``."""
-        ...
-
-    def stream_batches(self, request: UpstreamRequest) -> AsyncIterator[list[dict[str, Any]]]:
-        """``stream``'s objects in batches of those that arrived together (never empty)."""
-        ...
-
-    async def text(self, request: UpstreamRequest) -> str:
-        """One non-streaming request; the text of its first choice."""
-        ...
-
-    def pieces(self, request: UpstreamRequest) -> AsyncIterator[str]:
-        """One streaming request; the non-empty text deltas of its first choice."""
-        ...
-
-    def piece_batches(self, request: UpstreamRequest) -> AsyncIterator[list[str]]:
-        """``pieces`` grouped as they arrived: the pieces of one batch came in one network read,
-        so a stream writer can send them on in one write (never an empty batch)."""
+    def stream(self, request: UpstreamRequest) -> AsyncIterator[list[dict[str, Any]]]:
+        """One streaming request; its SSE ``data:`` JSON objects until ``[DONE]``, in batches of
+        those that arrived together (never an empty batch)."""
         ...

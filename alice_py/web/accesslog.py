@@ -15,22 +15,35 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from alice_py.request_ids import current
+from alice_py.upstream.keypool import NO_KEY_LABEL, mask_key
+
 ACCESS_LOGGER = "aiohttp.access"
 
 
 class AccessLogger(AbstractAccessLogger):
-    """``127.0.0.1 "POST /chatgpt/chat" 200 125 1.2ms`` (remote, request line, status, body bytes, time)."""
+    """``127.0.0.1 "POST /chatgpt/chat" 200 125 1.2ms`` (remote, request line, status, body bytes,
+    time), and for a request that called a model: which upstream and key (masked) served it and
+    the tokens the upstream counted (``usage``; ``-`` when it sent none, or the call failed):
+    ``… 1.2ms upstream=openai key=sk-…abcd tokens=42``. aiohttp writes the line in the request's
+    own task, so the request's ``RequestInfo`` is still current."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            '%s "%s %s" %d %d %.1fms',
+        line = '%s "%s %s" %d %d %.1fms'
+        args: list[object] = [
             request.remote,
             request.method,
             request.path_qs,
             response.status,
             response.body_length,
             time * 1000,
-        )
+        ]
+        info = current()
+        if info is not None and info.upstream is not None:
+            line += " upstream=%s key=%s tokens=%s"
+            key = info.key
+            args += [info.upstream, mask_key(key) if key else NO_KEY_LABEL, info.tokens or "-"]
+        self.logger.info(line, *args)
 
     @property
     def enabled(self) -> bool:

@@ -17,12 +17,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from html import escape
 from importlib import resources
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from aiohttp import web
 
 from alice_py.db.shares import Share, ShareInfo
-from alice_py.upstream.keypool import KeyState
+from alice_py.upstream.keypool import KeyState, KeyStatus
+
+if TYPE_CHECKING:
+    from alice_py.api.admin_pool import KeyRow
+
+KEY_STATES: tuple[KeyStatus, ...] = get_args(KeyStatus)
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -197,18 +202,72 @@ def duration(seconds: float) -> str:
     return " ".join(parts)
 
 
-def _key_row(key: KeyState) -> str:
-    detail = ""
-    if key.state == "cooling":
-        detail = f" ({duration(key.cooldown_remaining + 0.999)})"
-    elif key.disabled_reason:
-        detail = f": {key.disabled_reason}"
+def _percent(state: KeyState) -> str:
+    rate = state.success_rate
+    if rate is None:
+        return "—"
+    return f"{rate * 100:.0f} % of {state.window_calls}"
+
+
+def _last_error(state: KeyState) -> str:
+    if not state.last_error:
+        return "—"
+    request_id = state.last_error_request_id
+    return state.last_error + (f" (upstream request {request_id})" if request_id else "")
+
+
+def _key_row(root: str, csrf: str, row: KeyRow) -> str:
+    key = row.state
+    until = "—"
+    if row.cooldown_until is not None:
+        left = duration(key.cooldown_remaining + 0.999)
+        until = f"{row.cooldown_until.strftime('%H:%M:%S')} UTC (in {left})"
     return (
-        f'<tr><td class="key">{escape(key.masked)}</td>'
-        f'<td><span class="state {key.state}">{escape(key.state + detail)}</span></td>'
+        f'<tr data-key="{escape(row.id)}"><td class="key">{escape(key.masked)}</td>'
+        f'<td><span class="state {key.state}">{key.state}</span></td>'
+        f'<td class="reason">{escape(key.disabled_reason or "—")}</td>'
+        f'<td class="until">{escape(until)}</td>'
+        f'<td class="error">{escape(_last_error(key))}</td>'
         f'<td class="num">{key.requests}</td><td class="num">{key.failures}</td>'
-        f'<td class="error">{escape(key.last_error or "—")}</td></tr>'
+        f'<td class="num">{escape(_percent(key))}</td><td class="num">{key.tokens}</td>'
+        f'<td><form method="post" action="{root}admin/test-key">'
+        f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+        f'<input type="hidden" name="upstream" value="{escape(row.upstream)}">'
+        f'<input type="hidden" name="key" value="{escape(row.id)}">'
+        '<button type="submit">Test now</button></form></td></tr>'
     )
+
+
+KEY_HEADINGS = (
+    '<thead><tr><th>Key</th><th>State</th><th>Reason</th><th>Cooldown until</th><th>Last error</th>'
+    '<th class="num">Requests</th><th class="num">Failures</th><th class="num">Success rate</th>'
+    '<th class="num">Tokens</th><th></th></tr></thead>'
+)
+
+
+NO_KEYS = '<tr><td colspan="10" class="muted">No API keys configured.</td></tr>'
+
+
+def _upstream_summary(rows: Sequence[KeyRow]) -> str:
+    counts = {state: sum(1 for row in rows if row.state.state == state) for state in KEY_STATES}
+    shown = [f"{count} {state}" for state, count in counts.items() if count]
+    return f"{len(rows)} key{'s' if len(rows) != 1 else ''}" + "".join(f" · {part}" for part in shown)
+
+
+def pool_html(root: str, csrf: str, rows: Sequence[KeyRow], upstreams: Sequence[str]) -> Html:
+    """One table per upstream, in the router's order."""
+    parts: list[str] = []
+    for name in upstreams:
+        mine = [row for row in rows if row.upstream == name]
+        body = "\n".join(_key_row(root, csrf, row) for row in mine) or NO_KEYS
+        parts.append(
+            f'<section class="upstream" data-upstream="{escape(name)}">'
+            f'<h3>{escape(name)} <span class="muted">{escape(_upstream_summary(mine))}</span></h3>'
+            f'<div class="table-wrap"><table>{KEY_HEADINGS}<tbody>'
+            f"{body}"
+            "</tbody></table></div></section>"
+        )
+    return Html("\n".join(parts))
 
 
 def _share_row(root: str, csrf: str, share: ShareInfo) -> str:
@@ -252,14 +311,16 @@ def admin_dashboard_page(
     uptime: float,
     conversations: int,
     shares: int,
-    key_states: Sequence[KeyState],
+    key_rows: Sequence[KeyRow],
+    upstreams: Sequence[str],
     recent_shares: Sequence[ShareInfo] = (),
     usage: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    notice: str = "",
 ) -> str:
-    rows = "\n".join(_key_row(key) for key in key_states)
     share_rows = "\n".join(_share_row(root, csrf, share) for share in recent_shares)
     listed = f"The {len(recent_shares)} most recent of {shares}. " if len(recent_shares) < shares else ""
-    usable = sum(1 for key in key_states if key.state != "disabled")
+    usable = sum(1 for row in key_rows if row.state.state != "disabled")
+    notice_html = f'<p class="notice" role="status" id="notice">{escape(notice)}</p>' if notice else ""
     return render(
         "admin.html",
         root=root,
@@ -268,8 +329,9 @@ def admin_dashboard_page(
         uptime=duration(uptime),
         conversations=conversations,
         shares=shares,
-        usable=f"{usable} / {len(key_states)}",
-        key_rows=Html(rows or '<tr><td colspan="5" class="muted">No API keys configured.</td></tr>'),
+        usable=f"{usable} / {len(key_rows)}",
+        pool=pool_html(root, csrf, key_rows, upstreams),
+        notice=Html(notice_html),
         share_rows=Html(share_rows or '<tr><td colspan="5" class="muted">No shares.</td></tr>'),
         shares_listed=listed,
         usage_key_rows=_usage_rows((usage or {}).get("upstream_keys", ()), "No tokens used yet."),

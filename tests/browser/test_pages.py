@@ -4,11 +4,12 @@ running what a message smuggled in, and the admin page lets in only the right pa
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
 from alice_py.fake import CHAT_PREFIX
-from tests.browser.conftest import SECRET, UPSTREAM_KEY, Serve
+from tests.browser.conftest import SECRET, UPSTREAM_KEY, Serve, Served
 
 pytestmark = [
     pytest.mark.browser,
@@ -113,3 +114,37 @@ async def test_admin_page_is_off_without_a_password(page: Page, serve: Serve) ->
     served = await serve()
     response = await page.goto(served.url + "/admin")
     assert response is not None and response.status == 404
+
+
+async def refuse_the_key(served: Served) -> None:
+    """One chat call that the upstream refuses for its key: the only key is disabled."""
+    served.fake.state.fail_next("invalid_key")
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    url = served.url + "/v1/chat/completions"
+    async with aiohttp.ClientSession() as http, http.post(url, json=body) as answer:
+        assert answer.status == 502  # the model API refused the service's key
+
+
+async def test_admin_page_tests_a_disabled_key_and_keeps_the_pool_current(page: Page, serve: Serve) -> None:
+    served = await serve(admin={"password": ADMIN_PASSWORD})
+    await refuse_the_key(served)
+    await page.clock.install()  # the page refreshes every 5 s: the test moves its clock instead
+    await page.goto(served.url + "/admin")
+    await page.fill("#password", ADMIN_PASSWORD)
+    await page.click("button[type=submit]")
+    row = page.locator("#keys tr", has_text="…1234")
+    await expect(row.locator(".state")).to_have_text("disabled")
+    await expect(row.locator(".reason")).to_have_text("invalid key")
+    await expect(row.locator(".error")).to_contain_text("(upstream request req_")
+    await row.get_by_role("button", name="Test now").click()
+    await expect(page.locator("#notice")).to_have_text("sk-…1234 (default) works: it is in service.")
+    await expect(row.locator(".state")).to_have_text("active")
+    await refuse_the_key(served)  # disabled again, behind the page's back
+    await page.clock.fast_forward(6000)
+    await expect(page.locator("#refreshed")).to_contain_text("Updated")
+    await expect(row.locator(".state")).to_have_text("disabled")  # rebuilt from status.json
+    await expect(page.locator("#keys h3")).to_contain_text("default 1 key · 1 disabled")
+    await row.get_by_role("button", name="Test now").click()  # the rebuilt form works too
+    await expect(page.locator("#notice")).to_have_text("sk-…1234 (default) works: it is in service.")
+    assert UPSTREAM_KEY not in await page.content()
+    assert getattr(page, "js_errors") == []  # noqa: B009

@@ -126,6 +126,7 @@ def test_ctrl_c_at_the_prompt_clears_the_line_and_twice_leaves(open_terminal: Ca
     term.expect("> ")
     term.send("abandoned")
     term.expect("abandoned")
+    settle()  # the prompt must be reading keys (under load it may not be yet) when Ctrl-C comes
     term.send("\x03")
     term.expect(r"\(Ctrl-C again, Ctrl-D or /quit to leave\)\r\n> ")
     term.send("kept\r")

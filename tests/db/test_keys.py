@@ -53,3 +53,15 @@ async def test_keys_never_reach_the_log(engine: AsyncEngine, caplog: pytest.LogC
     # SQL statements were logged, so the check below could have failed.
     assert "upstream_keys" in caplog.text
     assert secret not in caplog.text
+
+
+async def test_each_key_keeps_its_upstream(db_url: str, engine: AsyncEngine) -> None:
+    repo = KeyRepository(engine)
+    await repo.add(["sk-first"])  # as before 0007: the first upstream
+    await repo.add(["sk-local", "sk-first"], upstream="local")
+    await engine.dispose()
+    reopened = create_engine(db_url)
+    try:
+        assert await KeyRepository(reopened).entries() == [("sk-first", None), ("sk-local", "local")]
+    finally:
+        await reopened.dispose()

@@ -5,7 +5,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,7 +37,7 @@ async def test_upgrade_creates_the_tables(engine: AsyncEngine) -> None:
         "responses",
         "usage_totals",
     }
-    assert await current_revision(engine) == "0006"
+    assert await current_revision(engine) == "0007"
 
 
 async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
@@ -48,7 +48,7 @@ async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
 async def test_upgrade_twice_changes_nothing(db_url: str, engine: AsyncEngine) -> None:
     await ShareRepository(engine).put("abcd1234", "p", ["q"])
     await upgrade(db_url)
-    assert await current_revision(engine) == "0006"
+    assert await current_revision(engine) == "0007"
     assert await ShareRepository(engine).get("abcd1234") == Share("abcd1234", "p", ("q",))
 
 
@@ -63,7 +63,7 @@ async def test_upgrade_in_place_from_0001_keeps_the_shares(db_url: str) -> None:
 
         await upgrade(db_url)
 
-        assert await current_revision(engine) == "0006"
+        assert await current_revision(engine) == "0007"
         assert await ShareRepository(engine).get("old12345") == Share(
             "old12345", "老的提示", ("question", "答え 🎌")
         )
@@ -79,7 +79,7 @@ async def test_instances_starting_together_upgrade_once(db_url: str) -> None:
     engines = [create_engine(db_url) for _ in range(3)]
     try:
         await asyncio.gather(*(upgrade(engine) for engine in engines))
-        assert {await current_revision(engine) for engine in engines} == {"0006"}
+        assert {await current_revision(engine) for engine in engines} == {"0007"}
     finally:
         for engine in engines:
             await engine.dispose()
@@ -93,7 +93,7 @@ async def test_upgrade_in_place_from_0002_gives_shares_a_conversation_column(db_
 
         await upgrade(db_url)
 
-        assert await current_revision(engine) == "0006"
+        assert await current_revision(engine) == "0007"
         async with engine.connect() as connection:
             assert await connection.run_sync(_diff) == []
         shares = ShareRepository(engine)
@@ -104,5 +104,24 @@ async def test_upgrade_in_place_from_0002_gives_shares_a_conversation_column(db_
         own = await shares.put_separate("conv0001", "p", ["q", "a", "q2", "a2"])
         assert own != "conv0001"
         assert {share.id for share in await shares.recent(10)} == {"conv0001", own}
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_from_0005_keeps_admin_keys_on_the_first_upstream(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        await upgrade(db_url, revision="0005")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("INSERT INTO upstream_keys (key, added_at) VALUES ('sk-old', '2026-01-01 00:00:00')")
+            )
+
+        await upgrade(db_url)
+
+        assert await current_revision(engine) == "0007"
+        keys = KeyRepository(engine)
+        await keys.add(["sk-new"], upstream="local")
+        assert await keys.entries() == [("sk-old", None), ("sk-new", "local")]
     finally:
         await engine.dispose()

@@ -68,6 +68,7 @@ async def test_list_add_remove(admin: Client, fake_state: FakeState) -> None:
     assert await response.json() == {
         "added": ["sk-…1111", "sk-…2222"],
         "already_present": ["sk-…1234"],
+        "upstream": "default",
         "count": 3,
     }
     assert [(k["key"], k["source"]) for k in await listed(admin)] == [
@@ -111,7 +112,8 @@ async def test_state_shows_disabled_keys(admin: Client, fake_state: FakeState) -
 
 
 async def test_bad_bodies(admin: Client) -> None:
-    for body in (b"not json", b'{"keys": []}', b'["ok-key", 5]', b'["two words"]', b'[""]'):
+    bodies = (b"not json", b'{"keys": "sk-x"}', b'{"key": ["sk-x"]}', b'["ok-key", 5]', b'["a b"]', b'[""]')
+    for body in bodies:
         response = await admin.patch(
             "/admin/keys", data=body, headers={**ADMIN, "Content-Type": "application/json"}
         )

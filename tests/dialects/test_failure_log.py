@@ -54,10 +54,11 @@ async def test_thirty_failures_in_a_row_write_a_first_line_and_then_a_count(
     first_lines = lines(caplog)
     assert len(first_lines) == 2  # the first attempt (retried) and its retry; the rest are counted
     assert first_lines[0].startswith(
-        f"the model API failed (HTTP 500) [POST {CHAT} request={ids[0]} key=sk-…000a upstream=500 after="
+        f"the model API failed (HTTP 500) [POST {CHAT} request={ids[0]} upstream=default key=sk-…000a"
+        " status=500 after="
     )
     assert "; retrying with key sk-…000b: The server had an error" in first_lines[0]
-    assert f"request={ids[0]} key=sk-…000b upstream=500" in first_lines[1]
+    assert f"request={ids[0]} upstream=default key=sk-…000b status=500" in first_lines[1]
     await client.close()  # stopping writes the counts left
     written = lines(caplog)
     assert len(written) == 4
@@ -87,7 +88,7 @@ async def test_a_changed_failure_is_written_at_once(
     response = await client.post(CHAT, json={"model": "m", "messages": HELLO})
     assert response.status == 400
     line = line_of(caplog, response.headers["X-Request-Id"])
-    assert "upstream=400" in line and "the request exceeds the available context size" in line
+    assert "status=400" in line and "the request exceeds the available context size" in line
     assert len(lines(caplog)) == 2
 
 
@@ -135,7 +136,7 @@ async def test_a_connection_error_leaves_a_line(
     response = await unreachable.post(CHAT, json={"model": "m", "messages": HELLO})
     line = line_of(caplog, response.headers["X-Request-Id"])
     assert line.startswith(f"the model API is unreachable [POST {CHAT} request=")
-    assert "key=sk-…1234 upstream=- after=" in line and f"127.0.0.1:{port}" in line
+    assert "upstream=default key=sk-…1234 status=- after=" in line and f"127.0.0.1:{port}" in line
 
 
 async def test_a_timeout_leaves_a_line(
@@ -163,7 +164,7 @@ async def test_a_broken_stream_leaves_a_line(
     request_id = response.headers["X-Request-Id"]
     assert f"(request id {request_id})" in body.splitlines()[-2]  # the error chunk names it
     line = line_of(caplog, request_id)
-    assert "key=sk-…1234 upstream=-" in line
+    assert "upstream=default key=sk-…1234 status=-" in line
 
 
 async def test_a_client_that_went_away_leaves_a_line(
@@ -181,7 +182,7 @@ async def test_a_client_that_went_away_leaves_a_line(
     line = line_of(caplog, request_id)
     assert line.startswith(
         "the client went away before the answer was complete; nothing was saved "
-        f"[POST /chatgpt/chat request={request_id} key=sk-…1234 upstream=- after="
+        f"[POST /chatgpt/chat request={request_id} upstream=default key=sk-…1234 status=- after="
     )
     assert UPSTREAM_KEY not in caplog.text
 
@@ -203,7 +204,7 @@ def test_a_line_is_one_line_and_numbers_do_not_make_a_new_kind() -> None:
     failures.record(Failure("other\nline", request_id="a-3"))
     failures.flush(everything=True)
     assert written == [
-        "slow down [- request=a-1 key=- upstream=- after=-]: try again in 7.2s\\nforged line",
-        "other\\nline [- request=a-3 key=- upstream=- after=-]",
-        "repeated once more (request a-2): slow down [- key=- upstream=-]",
+        "slow down [- request=a-1 upstream=- key=- status=- after=-]: try again in 7.2s\\nforged line",
+        "other\\nline [- request=a-3 upstream=- key=- status=- after=-]",
+        "repeated once more (request a-2): slow down [- upstream=- key=- status=-]",
     ]

@@ -109,7 +109,7 @@ async def test_upstream_5xx_text_stays_in_the_log(
     [line] = log_lines(caplog, seen.request_id)
     assert "Traceback (most recent call last)" in line and "/srv/llama/venv" in line
     assert "10.20.30.40:8000" in line and "\n" not in line  # the whole body, on one line
-    assert "upstream=500" in line and "key=sk-…1234" in line
+    assert "status=500" in line and "key=sk-…1234" in line
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -123,7 +123,7 @@ async def test_unreachable_upstream_names_no_address(
     assert seen.status == status
     assert seen.text == f"the model API is unreachable (request id {seen.request_id})"
     [line] = log_lines(caplog, seen.request_id)
-    assert f"127.0.0.1:{port}" in line and "upstream=-" in line
+    assert f"127.0.0.1:{port}" in line and "status=-" in line
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -139,7 +139,7 @@ async def test_refused_service_key_is_a_502_then_no_available_keys(
         f"the model API refused the service's API key (invalid or revoked) (request id {seen.request_id})"
     )
     [line] = log_lines(caplog, seen.request_id)
-    assert "key=sk-…1234" in line and "upstream=401" in line
+    assert "key=sk-…1234" in line and "status=401" in line
     assert "Incorrect API key provided: sk-…1234" in line  # the upstream's text, masked
     assert UPSTREAM_KEY not in caplog.text
     after = await call(client)  # auto_remove disabled the only key

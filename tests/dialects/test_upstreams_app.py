@@ -4,6 +4,7 @@ that matches what was done, 429 with Retry-After when every key cools, [[upstrea
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from alice_py import appkeys, config
 from alice_py.app import create_app
 from alice_py.config import UpstreamEntry
+from alice_py.failure_log import LOGGER
 from alice_py.fake import RunningFake, start_fake_upstream
+from alice_py.web.accesslog import ACCESS_LOGGER, runner_kwargs
 from tests.dialects.conftest import ADMIN_PASSWORD
 from tests.support import app_config
 
@@ -33,14 +36,22 @@ async def second() -> AsyncIterator[RunningFake]:
 
 
 async def make(
-    aiohttp_client: Any, fake: RunningFake, second: RunningFake, tmp_path: Path, **sections: dict[str, Any]
+    aiohttp_client: Any,
+    fake: RunningFake,
+    second: RunningFake,
+    tmp_path: Path,
+    access_log: bool = False,
+    **sections: dict[str, Any],
 ) -> Client:
     cfg = app_config(fake.url, tmp_path, upstream_key=K1, admin={"password": ADMIN_PASSWORD}, **sections)
     upstreams = (
         UpstreamEntry(name="main", base_url=fake.url, keys=(K1, K2)),
         UpstreamEntry(name="local", base_url=second.url, keys=(L1,), priority=1),
     )
-    client: Client = await aiohttp_client(create_app(dataclasses.replace(cfg, upstreams=upstreams)))
+    server = TestServer(create_app(dataclasses.replace(cfg, upstreams=upstreams)))
+    if access_log:
+        await server.start_server(**runner_kwargs(True))  # as `alice-py serve` runs it
+    client: Client = await aiohttp_client(server)
     return client
 
 
@@ -191,3 +202,97 @@ async def test_test_now_brings_a_disabled_key_back(
     assert pool.snapshot()[1].state == "active"
     assert (await client.post("/admin/keys/test", json=["sk-…2222"])).status == 401
     await client.close()
+
+
+async def test_keys_added_for_an_upstream_serve_there_and_stay_there_after_a_restart(
+    aiohttp_client: Any, fake: RunningFake, second: RunningFake, tmp_path: Path
+) -> None:
+    auth = {"Authorization": ADMIN_PASSWORD}
+    added_key = "sk-added-5555555555555555"
+    first = await make(aiohttp_client, fake, second, tmp_path)
+    added = await first.patch("/admin/keys", json={"upstream": "local", "keys": [added_key]}, headers=auth)
+    assert await added.json() == {
+        "added": ["sk-…5555"],
+        "already_present": [],
+        "upstream": "local",
+        "count": 2,
+    }
+    refused = await first.patch("/admin/keys", json={"upstream": "nope", "keys": [added_key]}, headers=auth)
+    assert refused.status == 400
+    assert (await refused.json())["error"] == "No upstream is named 'nope': the upstreams are 'main', 'local'"
+    moved = await first.patch("/admin/keys", json=[added_key], headers=auth)  # the first upstream: "main"
+    assert moved.status == 400 and "stored for the upstream 'local'" in (await moved.json())["error"]
+    await first.close()
+
+    again = await make(aiohttp_client, fake, second, tmp_path)
+    keys = await (await again.get("/admin/keys", headers=auth)).json()
+    assert [(k["upstream"], k["key"], k["source"]) for k in keys["keys"]] == [
+        ("main", "sk-…1111", "config"),
+        ("main", "sk-…2222", "config"),
+        ("local", "sk-…4444", "config"),
+        ("local", "sk-…5555", "admin"),
+    ]
+    fake.state.fail_next("server_error", 2)  # "main" fails: "local" answers, with both its keys
+    for _ in range(2):
+        assert (await again.post("/v1/chat/completions", json=HELLO)).headers["X-Upstream"] == "local"
+    assert set(second.state.keys_used) == {L1, added_key}
+    assert added_key not in fake.state.keys_used
+    removed = await again.delete("/admin/keys", json=["sk-…5555"], headers=auth)
+    assert (await removed.json())["removed"] == ["sk-…5555"]
+    await again.close()
+
+
+async def test_a_stored_key_of_an_upstream_no_longer_configured_is_not_sent_elsewhere(
+    aiohttp_client: Any,
+    fake: RunningFake,
+    second: RunningFake,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    auth = {"Authorization": ADMIN_PASSWORD}
+    first = await make(aiohttp_client, fake, second, tmp_path)
+    await first.patch(
+        "/admin/keys", json={"upstream": "local", "keys": ["sk-gone-6666666666666666"]}, headers=auth
+    )
+    await first.close()
+    cfg = app_config(fake.url, tmp_path, upstream_key=K1, admin={"password": ADMIN_PASSWORD})
+    only_main = dataclasses.replace(
+        cfg, upstreams=(UpstreamEntry(name="main", base_url=fake.url, keys=(K1,)),)
+    )
+    again: Client = await aiohttp_client(create_app(only_main))
+    keys = await (await again.get("/admin/keys", headers=auth)).json()
+    assert [k["key"] for k in keys["keys"]] == ["sk-…1111"]
+    assert "1 API key(s) added through the admin API name an upstream that is not configured" in caplog.text
+    await again.close()
+
+
+async def test_the_failure_lines_and_the_access_log_name_the_upstream_and_key_that_served(
+    aiohttp_client: Any,
+    fake: RunningFake,
+    second: RunningFake,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    client = await make(aiohttp_client, fake, second, tmp_path, access_log=True)
+    fake.state.retry_after = 30
+    fake.state.fail_next("rate_limit")  # a 429: the other key of the same upstream
+    other_key = await client.post("/v1/chat/completions", json=HELLO)
+    fake.state.fail_next("server_error")  # the upstream failed: the next upstream
+    moved = await client.post("/v1/chat/completions", json=HELLO)
+    assert (other_key.status, moved.status) == (200, 200)
+    tokens = [(await response.json())["usage"]["total_tokens"] for response in (other_key, moved)]
+    ids = [response.headers["X-Request-Id"] for response in (other_key, moved)]
+    failures = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert f"request={ids[0]} upstream=main key=sk-…1111 status=429" in failures[0]
+    assert "; retrying with key sk-…2222" in failures[0]
+    assert f"request={ids[1]} upstream=main key=sk-…2222 status=500" in failures[1]
+    assert "; retrying on local with key sk-…4444" in failures[1]
+    access = [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert all('"POST /v1/chat/completions" 200' in line for line in access)
+    assert access[0].endswith(f"ms upstream=main key=sk-…2222 tokens={tokens[0]}")
+    assert access[1].endswith(f"ms upstream=local key=sk-…4444 tokens={tokens[1]}")
+    health = await client.get("/healthz")  # no model call: no upstream in its line
+    assert health.status == 200
+    assert caplog.records[-1].getMessage().endswith("ms")
+    assert K1 not in caplog.text and K2 not in caplog.text and L1 not in caplog.text

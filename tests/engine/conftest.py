@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,30 +60,27 @@ class FakeUpstream:
         return [request.body for _, request in self.requests]
 
     async def call(self, request: UpstreamRequest) -> dict[str, Any]:
-        text = await self.text(request)
-        return {"choices": [{"index": 0, "text": text}]}
-
-    def stream(self, request: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
-        raise NotImplementedError("the engine uses pieces()")
-
-    async def text(self, request: UpstreamRequest) -> str:
-        self.requests.append(("text", request))
+        self.requests.append(("call", request))
         reply = self._next()
         if reply.gate is not None:
             await reply.gate.wait()
         if reply.error is not None:
             raise reply.error
-        return "".join(reply.pieces)
+        text = "".join(reply.pieces)
+        if request.endpoint == "chat":
+            return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+        return {"choices": [{"index": 0, "text": text}]}
 
-    async def pieces(self, request: UpstreamRequest) -> AsyncGenerator[str, None]:
-        self.requests.append(("pieces", request))
+    async def stream(self, request: UpstreamRequest) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Each piece a chunk and a batch of its own, as if every one came in its own network read."""
+        self.requests.append(("stream", request))
         reply = self._next()
         self.open_streams += 1
         try:
             for index, piece in enumerate(reply.pieces):
                 if reply.error is not None and index == reply.fail_after:
                     raise reply.error
-                yield piece
+                yield [_chunk(request, piece)]
                 if reply.gate is not None and index == 0:
                     await reply.gate.wait()
             if reply.error is not None:
@@ -92,11 +88,11 @@ class FakeUpstream:
         finally:
             self.open_streams -= 1
 
-    async def piece_batches(self, request: UpstreamRequest) -> AsyncGenerator[list[str], None]:
-        """Each piece a batch of its own, as if every one came in its own network read."""
-        async with contextlib.aclosing(self.pieces(request)) as pieces:
-            async for piece in pieces:
-                yield [piece]
+
+def _chunk(request: UpstreamRequest, piece: str) -> dict[str, Any]:
+    if request.endpoint == "chat":
+        return {"choices": [{"index": 0, "delta": {"content": piece}}]}
+    return {"choices": [{"index": 0, "text": piece}]}
 
 
 @pytest.fixture

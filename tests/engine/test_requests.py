@@ -143,7 +143,7 @@ async def test_quick_answer_chat_kinds_send_examples_as_alternating_turns(
     answer = await service.one_off(kind, examples=["sun", "bright sun"], question="moon", stream=True)
     assert answer.streaming
     assert await answer.collect() == f"answer {1}"
-    assert upstream.requests[0][0] == "pieces"
+    assert upstream.requests[0][0] == "stream"
     assert upstream.bodies == [
         {
             "model": model,
@@ -163,7 +163,7 @@ async def test_summary_asks_for_a_tldr_with_the_summary_preset(
     answer = await service.summary("A long article.")
     assert not answer.streaming
     assert await answer.collect() == "It is short."
-    assert upstream.requests[0][0] == "text"
+    assert upstream.requests[0][0] == "call"
     assert upstream.bodies == [
         {
             "model": "test-instruct",

@@ -54,7 +54,7 @@ async def test_a_streaming_conversation_yields_pieces_and_stores_the_trimmed_ans
     assert [piece async for piece in answer] == ["\nHel", "lo\n", "\n"]
     assert answer.text == "Hello"
     assert await service.context_array(conv.id) == ["Hi", "Hello"]
-    assert upstream.requests[0][0] == "pieces"
+    assert upstream.requests[0][0] == "stream"
 
 
 async def test_an_empty_question_is_refused(service: ConversationService, upstream: FakeUpstream) -> None:

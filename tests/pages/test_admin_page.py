@@ -15,6 +15,7 @@ from alice_py import appkeys
 from alice_py.api.admin_keys import FailureLimiter
 from alice_py.api.admin_page import session_secret
 from alice_py.errors import ConfigError
+from alice_py.upstream.shared_keys import key_id
 from tests.pages.conftest import ADMIN_PASSWORD, UPSTREAM_KEY, Client, MakeClient
 from tests.support import Clock
 
@@ -104,16 +105,22 @@ async def test_after_login_the_page_shows_the_key_pool_masked(make_client: MakeC
     assert re.search(r'id="shares">0<', page)
     status = await (await client.get("/admin/status.json")).json()
     assert status["conversations"] == 1 and status["shares"] == 0
+    assert status["upstreams"] == ["default"]
     assert status["keys"] == [
         {
+            "id": key_id(UPSTREAM_KEY),
+            "upstream": "default",
             "key": "sk-…1234",
             "state": "active",
+            "disabled_reason": None,
+            "cooldown_until": None,
+            "cooldown_remaining": 0.0,
+            "last_error": None,
+            "last_error_request_id": None,
             "requests": 0,
             "failures": 0,
-            "last_error": None,
-            "cooldown_remaining": 0.0,
-            "disabled_reason": None,
-            "upstream": "default",
+            "window_requests": 0,
+            "window_failures": 0,
             "success_rate": None,
             "tokens": 0,
         }

@@ -23,6 +23,7 @@ from alice_py.upstream.errors import (
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.probe import probe_once
 from alice_py.upstream.router import Target, UpstreamRouter
+from alice_py.upstream.text import answer_text, piece_batches
 from alice_py.upstream.types import UpstreamRequest
 from tests.support import Clock, free_port
 
@@ -91,24 +92,30 @@ def two(ups: Upstreams, **router: Any) -> tuple[UpstreamRouter, FakeState, FakeS
     return UpstreamRouter(targets, **router), a.state, b.state
 
 
+async def pieces(router: UpstreamRouter, request: UpstreamRequest) -> AsyncIterator[str]:
+    """The answer's text pieces, as the engine reads a stream."""
+    async for batch in piece_batches(router, request):
+        for piece in batch:
+            yield piece
+
+
 async def joined(router: UpstreamRouter, request: UpstreamRequest = CHAT) -> str:
-    return "".join([piece async for piece in router.pieces(request)])
+    return "".join([piece async for piece in pieces(router, request)])
 
 
 def state_of(router: UpstreamRouter, name: str) -> list[tuple[str, str | None]]:
-    target = router.target(name)
-    assert target is not None
+    [target] = [t for t in router.targets if t.name == name]
     return [(s.state, s.disabled_reason) for s in target.pool.snapshot()]
 
 
 async def test_a_server_error_fails_over_to_the_next_upstream(ups: Upstreams) -> None:
     router, a, b = two(ups)
     a.fail_next("server_error")
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
     assert (a.keys_used, b.keys_used) == ([K1], [L1])
     assert state_of(router, "a")[0] == ("cooling", None)
     # the next request goes to "a" again (its other key): priority first
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
     assert a.keys_used == [K1, K2]
 
 
@@ -117,7 +124,7 @@ async def test_a_refused_connection_moves_straight_on(ups: Upstreams) -> None:
     b = ups.fakes[1]
     targets = [ups.target("dead", dead, [K1, K2]), ups.target("b", b.url, [L1], priority=1)]
     router = UpstreamRouter(targets)
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
     assert b.state.keys_used == [L1]  # one try on "dead" (not one per key), then "b"
     assert state_of(router, "dead") == [("cooling", None), ("active", None)]
 
@@ -148,7 +155,7 @@ async def test_key_errors_move_to_another_key_of_the_same_upstream(ups: Upstream
     bad, noquota = "sk-bad-aaaaaaaaaaaaaaaa", "sk-noquota-cccccccccccc"
     targets = [ups.target("a", a.url, [bad, noquota, K1]), ups.target("b", b.url, [L1], priority=1)]
     router = UpstreamRouter(targets)
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
     assert a.state.keys_used == [bad, noquota, K1] and b.state.requests == []
     assert state_of(router, "a") == [
         ("disabled", "invalid key"),
@@ -172,7 +179,7 @@ async def test_a_rate_limit_cools_the_key_for_retry_after(ups: Upstreams) -> Non
     router, a, _ = two(ups)
     a.retry_after = 30
     a.fail_next("rate_limit")
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
     assert a.keys_used == [K1, K2]
     key = router.targets[0].pool.snapshot()[0]
     assert (key.state, key.cooldown_remaining) == ("cooling", 30)
@@ -223,7 +230,7 @@ async def test_the_probe_brings_a_disabled_key_back_once_it_works(ups: Upstreams
     assert await probe_once(router) == 1
     assert a.state.last.path == "/v1/models" and len(a.state.requests) == model_calls + 1
     assert state_of(router, "a") == [("active", None)]
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
     # a key the probe finds still refused stays out
     bad = "sk-bad-aaaaaaaaaaaaaaaa"
     target.pool.add([bad])
@@ -235,7 +242,7 @@ async def test_the_probe_brings_a_disabled_key_back_once_it_works(ups: Upstreams
 async def test_the_probe_leaves_a_rate_limited_key_to_its_retry_after(ups: Upstreams) -> None:
     router, a, _ = two(ups)
     a.fail_next("rate_limit")
-    await router.text(CHAT)
+    await answer_text(router, CHAT)
     assert await probe_once(router) == 0
     assert state_of(router, "a")[0] == ("cooling", None)
 
@@ -252,7 +259,7 @@ async def test_when_every_key_cools_a_call_waits_for_the_first_back(
     with pytest.raises(Exception, match=r"(?i)rate limit"):
         await router.call(CHAT)  # one key, rate limited: nothing else to try
     started = time.monotonic()
-    assert await router.text(CHAT) == ANSWER  # waits for the key to cool down
+    assert await answer_text(router, CHAT) == ANSWER  # waits for the key to cool down
     assert time.monotonic() - started >= 0.25
     await client.close()
 
@@ -280,11 +287,11 @@ async def test_a_stream_fails_over_before_its_first_byte(ups: Upstreams) -> None
 async def test_a_stream_broken_after_its_first_byte_never_fails_over(ups: Upstreams) -> None:
     router, a, b = two(ups)
     a.break_stream_after = 2
-    pieces: list[str] = []
+    got: list[str] = []
     with pytest.raises(UpstreamConnectionError):
-        async for piece in router.pieces(CHAT):
-            pieces.append(piece)
-    assert pieces and b.requests == []
+        async for piece in pieces(router, CHAT):
+            got.append(piece)
+    assert got and b.requests == []
     key = router.targets[0].pool.snapshot()[0]
     assert (key.state, key.failures, key.window_failures) == ("active", 1, 1)  # counted, no cooldown
 
@@ -295,18 +302,18 @@ async def test_a_conversation_keeps_its_key_while_it_is_usable(ups: Upstreams) -
     one = UpstreamRequest(CHAT.endpoint, CHAT.body, affinity="conv-1")
     other = UpstreamRequest(CHAT.endpoint, CHAT.body, affinity="conv-2")
     for _ in range(3):
-        await router.text(one)
-        await router.text(other)
-        await router.text(CHAT)  # no affinity: round robin
+        await answer_text(router, one)
+        await answer_text(router, other)
+        await answer_text(router, CHAT)  # no affinity: round robin
     keys = a.state.keys_used
     assert keys[0::3] == [keys[0]] * 3 and keys[1::3] == [keys[1]] * 3 and keys[0] != keys[1]
     assert len(set(keys[2::3])) > 1
     router.targets[0].pool.disable(keys[0], "invalid key")
-    await router.text(one)
+    await answer_text(router, one)
     moved = a.state.keys_used[-1]
     assert moved != keys[0]
-    await router.text(other)
-    await router.text(one)
+    await answer_text(router, other)
+    await answer_text(router, one)
     assert a.state.keys_used[-1] == moved  # it stays where it moved
 
 
@@ -314,7 +321,7 @@ async def test_equal_priorities_share_by_weight(ups: Upstreams) -> None:
     a, b = ups.fakes[0], ups.fakes[1]
     router = UpstreamRouter([ups.target("a", a.url, [K1], weight=3), ups.target("b", b.url, [L1])])
     for _ in range(8):
-        await router.text(CHAT)
+        await answer_text(router, CHAT)
     assert (len(a.state.requests), len(b.state.requests)) == (6, 2)
 
 
@@ -325,8 +332,8 @@ async def test_models_pick_the_upstreams_and_an_unserved_model_is_404(ups: Upstr
         ups.target("b", b.url, [L1], models=["llama-*"]),
     ]
     router = UpstreamRouter(targets)
-    await router.text(CHAT)
-    await router.text(UpstreamRequest("chat", {**CHAT.body, "model": "llama-3"}))
+    await answer_text(router, CHAT)
+    await answer_text(router, UpstreamRequest("chat", {**CHAT.body, "model": "llama-3"}))
     assert (a.state.keys_used, b.state.keys_used) == ([K1], [L1])
     with pytest.raises(ModelNotFound):
         await router.call(UpstreamRequest("chat", {**CHAT.body, "model": "mistral"}))

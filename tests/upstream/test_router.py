@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
 import pytest
 
@@ -17,6 +19,7 @@ from alice_py.upstream.errors import (
 )
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.router import Target, UpstreamRouter
+from alice_py.upstream.text import answer_text, piece_batches
 from alice_py.upstream.types import Upstream, UpstreamRequest
 
 from .conftest import Clock
@@ -39,35 +42,42 @@ def make_router(
 
 
 def states(router: UpstreamRouter) -> list[tuple[str, str]]:
-    return [(s.masked, s.state) for s in router.pool.snapshot()]
+    return [(s.masked, s.state) for s in router.targets[0].pool.snapshot()]
+
+
+async def pieces(router: UpstreamRouter, request: UpstreamRequest) -> AsyncIterator[str]:
+    """The answer's text pieces, as the engine reads a stream."""
+    async for batch in piece_batches(router, request):
+        for piece in batch:
+            yield piece
 
 
 async def joined(router: UpstreamRouter, request: UpstreamRequest = CHAT) -> str:
-    return "".join([piece async for piece in router.pieces(request)])
+    return "".join([piece async for piece in pieces(router, request)])
 
 
 async def test_router_is_an_upstream(client: OpenAIClient, clock: Clock) -> None:
     upstream: Upstream = make_router(client, [GOOD1], clock)
-    assert await upstream.text(CHAT) == ANSWER
+    assert await answer_text(upstream, CHAT) == ANSWER
 
 
 async def test_keys_rotate(client: OpenAIClient, state: FakeState, clock: Clock) -> None:
     router = make_router(client, [GOOD1, GOOD2], clock)
     for _ in range(3):
-        assert await router.text(CHAT) == ANSWER
+        assert await answer_text(router, CHAT) == ANSWER
     assert state.keys_used == [GOOD1, GOOD2, GOOD1]
-    assert [s.requests for s in router.pool.snapshot()] == [2, 1]
+    assert [s.requests for s in router.targets[0].pool.snapshot()] == [2, 1]
 
 
 async def test_invalid_key_is_disabled_and_request_retried_on_next_key(
     client: OpenAIClient, state: FakeState, clock: Clock
 ) -> None:
     router = make_router(client, [BAD1, GOOD1], clock)
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
     assert state.keys_used == [BAD1, GOOD1]
     assert states(router) == [("sk-…aaaa", "disabled"), ("sk-…1111", "active")]
-    assert router.pool.snapshot()[0].disabled_reason == "invalid key"
-    await router.text(CHAT)
+    assert router.targets[0].pool.snapshot()[0].disabled_reason == "invalid key"
+    await answer_text(router, CHAT)
     assert state.keys_used[-1] == GOOD1
 
 
@@ -75,27 +85,27 @@ async def test_quota_key_is_disabled_and_request_retried(
     client: OpenAIClient, state: FakeState, clock: Clock
 ) -> None:
     router = make_router(client, [NOQUOTA, GOOD1], clock)
-    assert await router.text(CHAT) == ANSWER
-    assert router.pool.snapshot()[0].disabled_reason == "quota exceeded"
+    assert await answer_text(router, CHAT) == ANSWER
+    assert router.targets[0].pool.snapshot()[0].disabled_reason == "quota exceeded"
 
 
 async def test_without_auto_remove_bad_key_is_retried_but_not_disabled(
     client: OpenAIClient, state: FakeState, clock: Clock
 ) -> None:
     router = make_router(client, [BAD1, GOOD1], clock, auto_remove=False)
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
     assert states(router)[0] == ("sk-…aaaa", "cooling")
 
 
 async def test_max_attempts_counts_every_try(client: OpenAIClient, state: FakeState, clock: Clock) -> None:
-    assert await make_router(client, [BAD1, BAD2, GOOD1], clock).text(CHAT) == ANSWER  # 3 tries
+    assert await answer_text(make_router(client, [BAD1, BAD2, GOOD1], clock), CHAT) == ANSWER  # 3 tries
     state.requests.clear()
     router = make_router(client, [BAD1, BAD2, GOOD1], clock, max_attempts=2)
     with pytest.raises(InvalidKeyError) as caught:
-        await router.text(CHAT)
+        await answer_text(router, CHAT)
     assert BAD2 not in caught.value.detail and "sk-…bbbb" in caught.value.detail
     assert state.keys_used == [BAD1, BAD2]
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
 
 
 async def test_all_keys_bad(client: OpenAIClient, state: FakeState, clock: Clock) -> None:
@@ -112,7 +122,7 @@ async def test_server_error_retried_on_another_key_which_cools_down(
 ) -> None:
     router = make_router(client, [GOOD1, GOOD2], clock)
     state.fail_next("server_error")
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
     assert state.keys_used == [GOOD1, GOOD2]
     assert states(router) == [("sk-…1111", "cooling"), ("sk-…2222", "active")]
 
@@ -122,12 +132,12 @@ async def test_rate_limit_cooldown_follows_retry_after(
 ) -> None:
     router = make_router(client, [GOOD1, GOOD2], clock)
     state.fail_next("rate_limit")
-    assert await router.text(CHAT) == ANSWER
-    assert router.pool.snapshot()[0].cooldown_remaining == 7.0
-    assert await router.text(CHAT) == ANSWER
+    assert await answer_text(router, CHAT) == ANSWER
+    assert router.targets[0].pool.snapshot()[0].cooldown_remaining == 7.0
+    assert await answer_text(router, CHAT) == ANSWER
     assert state.keys_used == [GOOD1, GOOD2, GOOD2]  # the cooling key is skipped
     clock.advance(7.0)
-    await router.text(CHAT)
+    await answer_text(router, CHAT)
     assert state.keys_used[-1] == GOOD1
 
 
@@ -169,7 +179,7 @@ async def test_stream_fails_over_before_the_first_chunk(
     state.fail_next("server_error")
     assert await joined(router) == ANSWER
     assert state.keys_used[2:] == [GOOD2, GOOD1]
-    assert [s.state for s in router.pool.snapshot()] == ["disabled", "active", "cooling"]
+    assert [s.state for s in router.targets[0].pool.snapshot()] == ["disabled", "active", "cooling"]
 
 
 async def test_stream_error_inside_first_event_fails_over(
@@ -187,13 +197,13 @@ async def test_stream_errors_after_the_first_chunk_propagate(
 ) -> None:
     router = make_router(client, [GOOD1, GOOD2], clock)
     state.break_stream_after = 3
-    pieces: list[str] = []
+    got: list[str] = []
     with pytest.raises(UpstreamConnectionError):
-        async for piece in router.pieces(CHAT):
-            pieces.append(piece)
-    assert pieces == ["Demo ", "answer "]  # chunk 1 is the role chunk, with no text
+        async for piece in pieces(router, CHAT):
+            got.append(piece)
+    assert got == ["Demo ", "answer "]  # chunk 1 is the role chunk, with no text
     assert state.keys_used == [GOOD1]
-    assert router.pool.snapshot()[0].failures == 1
+    assert router.targets[0].pool.snapshot()[0].failures == 1
 
 
 async def test_stream_all_keys_bad(client: OpenAIClient, state: FakeState, clock: Clock) -> None:
@@ -207,5 +217,5 @@ async def test_stream_all_keys_bad(client: OpenAIClient, state: FakeState, clock
 async def test_completion_text_and_pieces(client: OpenAIClient, clock: Clock) -> None:
     router = make_router(client, [GOOD1], clock)
     request = UpstreamRequest("completion", {"model": "m", "prompt": "Hi\nHuman: How are you?\nAI: "})
-    assert await router.text(request) == COMPLETION_PREFIX + "How are you?"
+    assert await answer_text(router, request) == COMPLETION_PREFIX + "How are you?"
     assert await joined(router, request) == COMPLETION_PREFIX + "How are you?"
