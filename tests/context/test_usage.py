@@ -63,7 +63,7 @@ def test_the_admin_page_shows_the_tables_escaped() -> None:
         "clients": [{"name": "addr:<script>", "prompt_tokens": 1, "completion_tokens": 2, "answers": 1}],
     }
     page = admin_dashboard_page(
-        "/", "csrf", version="1", uptime=1, conversations=0, shares=0, key_states=(), usage=usage
+        "/", "csrf", version="1", uptime=1, conversations=0, shares=0, key_rows=(), upstreams=(), usage=usage
     )
     assert "<h2>Tokens used</h2>" in page
     assert '<td class="key">sk-…abcd</td><td class="num">12,345</td><td class="num">678</td>' in page
