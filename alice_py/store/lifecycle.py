@@ -43,7 +43,7 @@ async def persistence_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         for task in tasks:
             await stop_task(task)
-        await saver.save_all()
+        await saver.save_all(everything=own)  # a shared store: only what changed
         health.close()
         if lock is not None:
             await lock.release()

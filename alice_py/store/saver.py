@@ -211,27 +211,39 @@ class ConversationSaver:
             return saved
         return await self._delete_ended() and saved
 
-    async def save_all(self) -> bool:
-        """Save every live conversation and delete the ended ones (at shutdown)."""
+    async def save_all(self, *, everything: bool = True) -> bool:
+        """Save every live conversation and delete the ended ones (at shutdown).
+
+        ``everything=False`` (a shared store: Redis): only what changed since the last round.
+        The rest is in the database already, and the store stays with the other instances:
+        each one stopping must not write the whole service's conversations again.
+        """
         try:
-            live = await self._store.all()
-        except StorageUnavailable as exc:  # a shared store (Redis) that is down keeps what it holds
+            live = await self._store.all() if everything else []
+            await self._absorb()
+        except StorageUnavailable as exc:  # a shared store that is down keeps what it holds
             log.error("could not read the live conversations to save them at shutdown: %s", exc)
             return False
-        await self._absorb()
         self._dirty.update(conv.id for conv in live)
+        changed = len(self._dirty) + len(self._outgoing)
         if not self.writable():
             log.error("could not save the live conversations at shutdown: the writer lock is lost")
             return False
-        ok = await self.flush()
-        if ok:
-            log.info("saved %d live conversation(s)", len(live))
-        else:
+        try:
+            ok = await self.flush()
+        except StorageUnavailable as exc:
+            log.error("could not save the live conversations at shutdown: %s", exc)
+            return False
+        if not ok:
             log.error(
                 "could not save %d conversation(s) at shutdown; the database keeps them as of their "
                 "last successful save",
                 len(self._dirty) + len(self._outgoing),
             )
+        elif everything:
+            log.info("saved %d live conversation(s)", len(live))
+        else:
+            log.info("saved %d conversation(s) changed since the last round", changed)
         return ok
 
     async def _collect(self, *, evicted_only: bool = False) -> list[tuple[LiveEntry, SavedConversation]]:

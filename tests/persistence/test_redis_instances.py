@@ -116,3 +116,21 @@ async def test_redis_down_is_a_503_in_each_dialect_and_readyz_names_it_until_it_
         assert await alice.chat(conv, "hello") == CHAT_PREFIX + "hello"
         await alice.stop()
     assert "Traceback" not in alice.log
+
+
+async def test_an_instance_stopping_saves_what_changed_not_the_whole_shared_store(
+    tmp_path: Path, fake: RunningFake, redis_prefix: tuple[str, str]
+) -> None:
+    env = {**redis_env(*redis_prefix), "ALICE_CONVERSATIONS_WRITE_BEHIND": "600"}
+    async with instances(tmp_path, fake, 2, env) as (a, b):
+        kept = [await a.create_turbo(stream=False) for _ in range(3)]
+        for conv in kept:
+            await a.chat(conv, "Remember this.")
+        await a.stop()  # the first to stop writes the changes, whoever made them
+        assert "saved 3 conversation(s) changed since the last round" in a.log
+        assert set(kept) <= set(await saved_rows(tmp_path))
+        await b.stop()  # the other has nothing left to write: it does not save them all again
+        assert "saved 0 conversation(s) changed since the last round" in b.log
+    async with instances(tmp_path, fake, 1, redis_env(*redis_prefix)) as (c,):
+        assert await c.sentences(kept[0]) == ["Remember this.", CHAT_PREFIX + "Remember this."]
+        await c.stop()
