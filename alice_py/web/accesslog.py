@@ -15,16 +15,26 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from alice_py import appkeys
+
 ACCESS_LOGGER = "aiohttp.access"
 
 
 class AccessLogger(AbstractAccessLogger):
-    """``127.0.0.1 "POST /chatgpt/chat" 200 125 1.2ms`` (remote, request line, status, body bytes, time)."""
+    """``127.0.0.1 "POST /chatgpt/chat" 200 125 1.2ms`` (client, request line, status, body bytes, time).
+
+    The client is the peer, or behind a proxy of ``[server] trusted_proxies`` the address it
+    forwards for (``web.proxies``): behind nginx every line would otherwise name nginx."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        remote = request.remote
+        if isinstance(request, web.Request):
+            proxies = request.app.get(appkeys.TRUSTED_PROXIES)
+            if proxies is not None and proxies.trusts(remote):
+                remote = proxies.client_address(request)
         self.logger.info(
             '%s "%s %s" %d %d %.1fms',
-            request.remote,
+            remote,
             request.method,
             request.path_qs,
             response.status,
