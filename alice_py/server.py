@@ -40,7 +40,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from alice_py import __version__
+from alice_py import __version__, appkeys
 from alice_py.app import create_app
 from alice_py.config import Config, mask_url
 from alice_py.errors import ConfigError
@@ -234,6 +234,9 @@ async def run(
         await runner.setup()  # opens the resources: the database, the saved conversations …
         for sock in sockets:
             await web.SockSite(runner, sock, backlog=BACKLOG).start()
+        if supervisor_pipe is not None:  # which worker answered a request: its X-Request-Id says
+            prefix = app[appkeys.REQUEST_IDS].prefix
+            log.info("worker pid %d serving; its request ids start with %s-", os.getpid(), prefix)
         tune_collector()
         await signals.stop.wait()
         for site in list(runner.sites):

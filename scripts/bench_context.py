@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_infra import BenchError, Processes, Service, cpu_percent, cpu_sample, rss_mib, start_service
+from bench_infra import (
+    BenchError,
+    Processes,
+    Service,
+    cpu_percent,
+    start_service,
+    tree_cpu_sample,
+    tree_rss_mib,
+)
 from bench_upstream import UpstreamTiming
 from bench_wrk import WrkResult, WrkRun, run_wrk
 
@@ -45,9 +53,14 @@ class Bench:
     service_args: tuple[str, ...] = ()
 
     @contextmanager
-    def service(self, prefix: str, tag: str, env: Mapping[str, str] | None = None) -> Iterator[Service]:
+    def service(
+        self, prefix: str, tag: str, env: Mapping[str, str] | None = None, *,
+        cpu: int | str | None = None, args: tuple[str, ...] = (),
+    ) -> Iterator[Service]:
+        """A fresh service on the service core (or ``cpu``), with ``args`` after the run's own."""
         base = f"{self.upstream}/{prefix}/v1"
-        svc = start_service(self.procs, self.python, self.opts.service_cpu, base, tag, self.service_args, env)
+        cores = self.opts.service_cpu if cpu is None else cpu
+        svc = start_service(self.procs, self.python, cores, base, tag, (*self.service_args, *args), env)
         try:
             yield svc
         finally:
@@ -62,6 +75,7 @@ class Bench:
         connections: int | None = None,
         threads: int = 1,
         duration: float | None = None,
+        cpu: int | str | None = None,
     ) -> WrkResult:
         conns = connections or self.opts.connections
         run = WrkRun(
@@ -71,7 +85,7 @@ class Bench:
             connections=conns,
             threads=threads,
             duration=duration or self.opts.duration,
-            cpu=self.opts.load_cpu,
+            cpu=self.opts.load_cpu if cpu is None else cpu,
         )
         return run_wrk(run)[0]
 
@@ -99,25 +113,26 @@ class Usage:
 
 @contextmanager
 def usage(pid: int) -> Iterator[Usage]:
-    """CPU % and RSS of ``pid`` over the block; RSS sampled every 0.2 s for the peak."""
+    """CPU % and RSS of ``pid`` and its children (``--workers``) over the block; RSS sampled
+    every 0.2 s for the peak."""
     result = Usage()
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.2):
             try:
-                result.peak_rss_mib = max(result.peak_rss_mib, rss_mib(pid))
+                result.peak_rss_mib = max(result.peak_rss_mib, tree_rss_mib(pid))
             except (OSError, BenchError):
                 return
 
     sampler = threading.Thread(target=sample, daemon=True)
-    before = cpu_sample(pid)
+    before = tree_cpu_sample(pid)
     sampler.start()
     try:
         yield result
     finally:
         stop.set()
         sampler.join()
-        result.cpu_pct = cpu_percent(before, cpu_sample(pid))
-        result.rss_mib = rss_mib(pid)
+        result.cpu_pct = cpu_percent(before, tree_cpu_sample(pid))
+        result.rss_mib = tree_rss_mib(pid)
         result.peak_rss_mib = max(result.peak_rss_mib, result.rss_mib)

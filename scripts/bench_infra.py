@@ -118,6 +118,40 @@ def cpu_sample(pid: int) -> CpuSample:
     return CpuSample(time.monotonic(), ticks / os.sysconf("SC_CLK_TCK"))
 
 
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (``--workers``: the supervisor's workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                raw = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            if int(raw[raw.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def tree_cpu_sample(pid: int) -> CpuSample:
+    """``cpu_sample`` of ``pid`` plus its live children's: a ``--workers`` service's CPU is its
+    workers'. (A child that ended within the interval takes its time with it: the workers of a
+    measured run live through it.)"""
+    sample = cpu_sample(pid)
+    total = sample.cpu_seconds
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_sample(child).cpu_seconds
+    return CpuSample(sample.wall, total)
+
+
+def tree_rss_mib(pid: int) -> float:
+    total = rss_mib(pid)
+    for child in children(pid):
+        with contextlib.suppress(OSError, BenchError):
+            total += rss_mib(child)
+    return total
+
+
 def cpu_percent(before: CpuSample, after: CpuSample) -> float:
     """100 = one core busy for the whole interval."""
     wall = after.wall - before.wall
@@ -284,10 +318,11 @@ class Service:
 
 
 def start_service(
-    procs: Processes, python: str, cpu: int, upstream_base: str, tag: str, extra: Sequence[str] = (),
+    procs: Processes, python: str, cpu: int | str, upstream_base: str, tag: str, extra: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
 ) -> Service:
-    """``alice_py serve`` pinned to ``cpu``, talking to ``upstream_base``; waits for /healthz."""
+    """``alice_py serve`` pinned to ``cpu`` (a core, or a taskset list such as "0,1"), talking
+    to ``upstream_base``; waits for /healthz."""
     port = free_port()
     db = procs.workdir / f"{tag}.db"
     serve = f"-m alice_py serve --port {port} --auth none --limit 0".split()

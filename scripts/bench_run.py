@@ -1,4 +1,4 @@
-"""The benchmark of issue 6: ``scripts/bench [--quick] [--only W1,W3] [--duration S] [--connections N]``.
+"""The benchmark of issue 6: ``scripts/bench [--quick] [--only W1,W3] [--workers] [--duration S]``.
 
 Starts nginx as a fast fake OpenAI upstream, then for each workload a fresh service pinned to one
 core (``taskset -c 1``) and load from the other (``taskset -c 0 wrk`` or the asyncio clients in
@@ -50,6 +50,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="short runs and smaller counts: a smoke run")
     p.add_argument("--only", help=f"comma-separated workloads, from {','.join(WORKLOADS)}")
+    p.add_argument(
+        "--workers",
+        action="store_true",
+        help="only the --workers run: W3 on Redis with 1 worker, then 2, on every core (= --only workers)",
+    )
     p.add_argument("--duration", type=float, help="seconds per measured wrk run (15; quick 3)")
     p.add_argument("--connections", type=int, help="wrk connections for W0-W3 (64)")
     p.add_argument("--conversations", type=int, help="W4 conversations (10000; quick 1000)")
@@ -120,7 +125,7 @@ def meta(opts: Options, names: list[str], started: float, load_before: list[floa
 
 
 def run(args: argparse.Namespace) -> int:
-    names = selected(args.only)
+    names = selected("workers" if args.workers else args.only)
     opts = options(args)
     ensure_packages(sys.stderr)
     raise_open_files(max(4096, opts.streams * 3 + 1024))

@@ -168,6 +168,55 @@ def w3_redis(b: Bench) -> rep.Row:
         _delete_keys(url, prefix)
 
 
+def workers_scaling(b: Bench) -> rep.Row:
+    """W3 on the Redis store with ``--workers 1``, then ``--workers 2``, back to back, on the whole
+    machine: the service, wrk and nginx (the upstream) share every core, as they would on a
+    small server. The CPU readings sum the supervisor's workers."""
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+    cores = f"0-{(os.cpu_count() or 2) - 1}"
+    conns = b.opts.connections
+    args = ["5", QUESTION, CHAT_ANSWER]
+    runs: dict[int, dict[str, Any]] = {}
+    errors = 0
+    for count in (1, 2):
+        prefix = f"alice_bench:{os.getpid()}:w{count}:"
+        env = {"ALICE_CONVERSATIONS_STORE": "redis", "ALICE_CONVERSATIONS_REDIS_URL": url,
+               "ALICE_CONVERSATIONS_KEY_PREFIX": prefix}  # fmt: skip
+        try:
+            with b.service("fast", f"workers{count}", env, cpu=cores, args=("--workers", str(count))) as svc:
+                b.warm(svc.url, "w3.lua", args, connections=conns, threads=conns, cpu=cores)
+                with usage(svc.started.pid) as use:
+                    res = b.wrk(svc.url, "w3.lua", args, connections=conns, threads=conns, cpu=cores)
+        finally:
+            _delete_keys(url, prefix)
+        chats = res.per_second("chats")
+        errors += res.errors
+        runs[count] = {
+            "chats_per_s": round(chats, 1),
+            "service_cpu_pct": round(use.cpu_pct, 1),
+            "cpu_us_per_chat": round(use.cpu_pct / 100 * 1e6 / chats, 1) if chats else 0.0,
+            "rss_mib": round(use.rss_mib, 1),
+            "errors": res.errors,
+            "p99_ms": res.p99_ms,
+        }
+        print(f"   --workers {count}: {chats:,.0f} chats/s, service {use.cpu_pct:.0f} % CPU", file=sys.stderr)
+    one, two = runs[1]["chats_per_s"], runs[2]["chats_per_s"]
+    ratio = two / one if one else 0.0
+    return rep.Row(
+        "workers",
+        f"W3 on the Redis store, --workers 1 then 2, service + wrk + nginx on cores {cores}",
+        rps=two,
+        errors=errors,
+        rss_mib=runs[2]["rss_mib"],
+        cpu_pct=runs[2]["service_cpu_pct"],
+        target=f">= {rep.TARGET_WORKERS_RATIO:.1f}x chats/s with 2 workers",
+        measured=f"{one:,.0f} -> {two:,.0f} chats/s ({ratio:.2f}x); service CPU "
+        f"{runs[1]['service_cpu_pct']:.0f} % -> {runs[2]['service_cpu_pct']:.0f} %",
+        passed=ratio >= rep.TARGET_WORKERS_RATIO and errors == 0,
+        extra={"runs": runs, "ratio": round(ratio, 3)},
+    )
+
+
 def _delete_keys(url: str, prefix: str) -> None:
     import redis
 
@@ -313,6 +362,7 @@ WORKLOADS: dict[str, Callable[[Bench], rep.Row]] = {
     "ttfb": ttfb,
     "W3": w3_stateful,
     "W3redis": w3_redis,
+    "workers": workers_scaling,
     "W4": w4_memory,
     "slow": slow_upstream,
     "streams": held_streams,

@@ -135,7 +135,8 @@ class WrkRun:
     threads: int = 1
     duration: float = 10.0
     timeout: float = 5.0
-    cpu: int = 0
+    cpu: int | str = 0
+    """A core, or a taskset list ("0,1")."""
 
     def argv(self) -> list[str]:
         return [

@@ -15,6 +15,7 @@ import importlib
 import inspect
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ _SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
 )
 _PG_CONNECT_TIMEOUT = 10.0
+_SQLITE_WAL_WAIT = 5.0
+"""Seconds a new SQLite file's switch to WAL is tried again while another process makes it."""
 # Execution option: take the write lock when the transaction begins.
 _WRITE_LOCK = "alice_write_lock"
 # Any fixed number: instances starting together run the migrations one at a time.
@@ -129,11 +132,21 @@ def _prepare_sqlite_file(url: URL) -> None:
         raise ConfigError(
             f"cannot create the folder {path.parent} for the database {mask_url(url)!r}: {exc.strerror}"
         ) from None
-    try:
-        with contextlib.closing(sqlite3.connect(path, timeout=5.0)) as db:
-            db.execute("PRAGMA journal_mode=WAL").fetchall()
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot open the database {mask_url(url)!r}: {exc}") from None
+    # Processes starting together on a brand-new file (``--workers N``) race to convert it, and
+    # SQLite answers the loser "database is locked" at once, without waiting for busy_timeout:
+    # it tries again, as the file is WAL (or being made so) a moment later.
+    deadline = time.monotonic() + _SQLITE_WAL_WAIT
+    while True:
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=5.0)) as db:
+                db.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise ConfigError(f"cannot open the database {mask_url(url)!r}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open the database {mask_url(url)!r}: {exc}") from None
+        time.sleep(0.02)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from alice_py import appkeys
 from alice_py.request_ids import current
 from alice_py.upstream.keypool import NO_KEY_LABEL, mask_key
 
@@ -22,16 +23,24 @@ ACCESS_LOGGER = "aiohttp.access"
 
 
 class AccessLogger(AbstractAccessLogger):
-    """``127.0.0.1 "POST /chatgpt/chat" 200 125 1.2ms`` (remote, request line, status, body bytes,
+    """``127.0.0.1 "POST /chatgpt/chat" 200 125 1.2ms`` (client, request line, status, body bytes,
     time), and for a request that called a model: which upstream and key (masked) served it and
     the tokens the upstream counted (``usage``; ``-`` when it sent none, or the call failed):
     ``… 1.2ms upstream=openai key=sk-…abcd tokens=42``. aiohttp writes the line in the request's
-    own task, so the request's ``RequestInfo`` is still current."""
+    own task, so the request's ``RequestInfo`` is still current.
+
+    The client is the peer, or behind a proxy of ``[server] trusted_proxies`` the address it
+    forwards for (``web.proxies``): behind nginx every line would otherwise name nginx."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        remote = request.remote
+        if isinstance(request, web.Request):
+            proxies = request.app.get(appkeys.TRUSTED_PROXIES)
+            if proxies is not None and proxies.trusts(remote):
+                remote = proxies.client_address(request)
         line = '%s "%s %s" %d %d %.1fms'
         args: list[object] = [
-            request.remote,
+            remote,
             request.method,
             request.path_qs,
             response.status,
