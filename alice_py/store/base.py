@@ -23,7 +23,7 @@ since the epoch), the same number the database keeps beside the saved copy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from alice_py.engine.tree import Conversation
 
@@ -51,6 +51,17 @@ class StoreChanges:
     """Conversations pushed out by ``max_live`` since, as they left: to be saved, not lost."""
 
 
+class Acquired(NamedTuple):
+    """What ``acquire`` found: the lock's token and the conversation, both or neither."""
+
+    token: int | None
+    """The fencing token of the lock now held; ``None`` if not taken."""
+    conv: Conversation | None
+    """The conversation (read under the lock); ``None`` if not taken."""
+    live: bool
+    """Whether the conversation is live: not taken while live means another holds the lock."""
+
+
 class ConversationStore(Protocol):
     async def get(self, conv_id: str) -> Conversation | None:
         """The live conversation, or ``None`` if unknown or expired. Does not count as a use."""
@@ -64,9 +75,11 @@ class ConversationStore(Protocol):
         """Store ``conv`` under its id, replacing any earlier version (restoring saved ones)."""
         ...
 
-    async def replace(self, conv: Conversation, *, token: int | None = None) -> bool:
+    async def replace(self, conv: Conversation, *, token: int | None = None, release: bool = False) -> bool:
         """Store ``conv`` only if its id is still live; ``False`` if it was finished or expired,
-        or if ``token`` is given and the conversation's lock is no longer held with it."""
+        or if ``token`` is given and the conversation's lock is no longer held with it.
+        ``release`` (with ``token``): once stored, release the lock too, in the same step
+        (a turn's commit is its last act under the lock: one round trip instead of two)."""
         ...
 
     async def delete(self, conv_id: str) -> bool:
@@ -82,6 +95,11 @@ class ConversationStore(Protocol):
     async def try_lock(self, conv_id: str) -> int | None:
         """Take the conversation's lock: its fencing token (1 or more), or ``None`` if someone
         holds it. Never waits. A shared store's lock is a lease: keep it with ``renew``."""
+        ...
+
+    async def acquire(self, conv_id: str) -> Acquired:
+        """``try_lock``, then read it and ``touch`` it, in one step: a turn's start. The lock is
+        taken only if the conversation is live; an unknown or expired id takes nothing."""
         ...
 
     async def renew(self, conv_id: str, token: int) -> bool:

@@ -33,7 +33,7 @@ from alice_py.engine.tree import Conversation
 from alice_py.errors import StorageUnavailable
 from alice_py.redis_client import REDIS_DOWN, REDIS_ERRORS
 from alice_py.store import redis_scripts
-from alice_py.store.base import LiveEntry, StoreChanges
+from alice_py.store.base import Acquired, LiveEntry, StoreChanges
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class RedisStore:
         self._fence = prefix + "fence"
         self._store = client.register_script(redis_scripts.STORE)
         self._touch = client.register_script(redis_scripts.TOUCH)
+        self._acquire = client.register_script(redis_scripts.ACQUIRE)
         self._delete = client.register_script(redis_scripts.DELETE)
         self._drain = client.register_script(redis_scripts.DRAIN)
         self._lock = client.register_script(redis_scripts.LOCK)
@@ -91,12 +92,13 @@ class RedisStore:
         return self.ttl if conv.sentence_count() > 2 else self.ttl / 2
 
     async def _write(self, conv: Conversation, mode: str, token: int | None = None,
-                     expires_at: float | None = None) -> int:  # fmt: skip
+                     expires_at: float | None = None, release: bool = False) -> int:  # fmt: skip
         now = self._timer()
         lifetime = self._lifetime(conv)
         expires = now + lifetime if expires_at is None else expires_at
-        args: list[Arg] = [self._prefix, conv.id, conv.to_json(), repr(expires), repr(lifetime),
-                           repr(now), mode, self.max_live, "" if token is None else str(token)]  # fmt: skip
+        held = "" if token is None else str(token)
+        args: list[Arg] = [self._prefix, conv.id, conv.to_json(), repr(expires), repr(lifetime), repr(now),
+                           mode, self.max_live, held, "1" if release else ""]  # fmt: skip
         result: Any = await self._call(self._store(keys=self._records, args=args))
         return int(result)
 
@@ -116,8 +118,8 @@ class RedisStore:
     async def put(self, conv: Conversation) -> None:
         await self._write(conv, "put")
 
-    async def replace(self, conv: Conversation, *, token: int | None = None) -> bool:
-        return await self._write(conv, "replace", token) == 1
+    async def replace(self, conv: Conversation, *, token: int | None = None, release: bool = False) -> bool:
+        return await self._write(conv, "replace", token, release=release) == 1
 
     async def restore(self, entry: LiveEntry) -> bool:
         return await self._write(entry.conv, "restore", expires_at=entry.expires_at) == 1
@@ -138,6 +140,13 @@ class RedisStore:
         lease = [int(self.lease * 1000)]
         token = await self._call(self._lock(keys=[self._lock_key(conv_id), self._fence], args=lease))
         return None if token is None else int(token)
+
+    async def acquire(self, conv_id: str) -> Acquired:
+        args: list[Arg] = [self._prefix, conv_id, repr(self._timer()), int(self.lease * 1000)]
+        found: Any = await self._call(self._acquire(keys=self._records, args=args))
+        if found[0] != 2:
+            return Acquired(None, None, found[0] == 1)
+        return Acquired(int(found[1]), Conversation.from_json(found[2]), True)
 
     async def renew(self, conv_id: str, token: int) -> bool:
         args: list[Arg] = [str(token), int(self.lease * 1000)]
