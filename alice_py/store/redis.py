@@ -34,6 +34,7 @@ from alice_py.errors import StorageUnavailable
 from alice_py.redis_client import REDIS_DOWN, REDIS_ERRORS
 from alice_py.store import redis_scripts
 from alice_py.store.base import Acquired, LiveEntry, StoreChanges
+from alice_py.store.redis_batch import Batcher
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class RedisStore:
         self._timer = timer
         self._records = [prefix + name for name in ("live", "changed", "deleted", "evicted")]
         self._fence = prefix + "fence"
+        self._batch = Batcher(client)
         self._store = client.register_script(redis_scripts.STORE)
         self._touch = client.register_script(redis_scripts.TOUCH)
         self._acquire = client.register_script(redis_scripts.ACQUIRE)
@@ -99,7 +101,7 @@ class RedisStore:
         held = "" if token is None else str(token)
         args: list[Arg] = [self._prefix, conv.id, conv.to_json(), repr(expires), repr(lifetime), repr(now),
                            mode, self.max_live, held, "1" if release else ""]  # fmt: skip
-        result: Any = await self._call(self._store(keys=self._records, args=args))
+        result: Any = await self._call(self._batch.script(self._store, self._records, args))
         return int(result)
 
     async def entry(self, conv_id: str) -> LiveEntry | None:
@@ -126,11 +128,11 @@ class RedisStore:
 
     async def delete(self, conv_id: str) -> bool:
         args = [self._prefix, conv_id, repr(self._timer())]
-        return bool(await self._call(self._delete(keys=self._records, args=args)))
+        return bool(await self._call(self._batch.script(self._delete, self._records, args)))
 
     async def touch(self, conv_id: str) -> None:
         args = [self._prefix, conv_id, repr(self._timer())]
-        await self._call(self._touch(keys=self._records, args=args))
+        await self._call(self._batch.script(self._touch, self._records, args))
 
     async def exists(self, conv_id: str) -> bool:
         expires = await self._call(self._redis.hget(self._key(conv_id), "e"))
@@ -143,20 +145,20 @@ class RedisStore:
 
     async def acquire(self, conv_id: str) -> Acquired:
         args: list[Arg] = [self._prefix, conv_id, repr(self._timer()), int(self.lease * 1000)]
-        found: Any = await self._call(self._acquire(keys=self._records, args=args))
+        found: Any = await self._call(self._batch.script(self._acquire, self._records, args))
         if found[0] != 2:
             return Acquired(None, None, found[0] == 1)
         return Acquired(int(found[1]), Conversation.from_json(found[2]), True)
 
     async def renew(self, conv_id: str, token: int) -> bool:
         args: list[Arg] = [str(token), int(self.lease * 1000)]
-        return bool(await self._call(self._renew(keys=[self._lock_key(conv_id)], args=args)))
+        return bool(await self._call(self._batch.script(self._renew, [self._lock_key(conv_id)], args)))
 
     async def unlock(self, conv_id: str, token: int | None = None) -> None:
         if token is None:
             await self._call(self._redis.delete(self._lock_key(conv_id)))
         else:
-            await self._call(self._unlock(keys=[self._lock_key(conv_id)], args=[str(token)]))
+            await self._call(self._batch.script(self._unlock, [self._lock_key(conv_id)], [str(token)]))
 
     async def is_locked(self, conv_id: str) -> bool:
         return bool(await self._call(self._redis.exists(self._lock_key(conv_id))))
@@ -193,4 +195,6 @@ class RedisStore:
         return int(await self._call(self._redis.zcount(self._records[0], f"({self._timer()!r}", "+inf")))
 
     async def close(self) -> None:
-        """Nothing to do: the Redis keeps the conversations, and the client is the app's."""
+        """The commands under way are let finish; the Redis keeps the conversations, and the
+        client is the app's."""
+        await self._batch.close()
