@@ -105,7 +105,12 @@ class Conversation:
     def copy(self) -> Conversation:
         """An independent conversation (messages are immutable, so they are shared)."""
         turns = None if self.turns_by_key is None else dict(self.turns_by_key)
-        return dataclasses.replace(self, messages=dict(self.messages), turns_by_key=turns)
+        # Every field by position: a quarter of ``dataclasses.replace``'s cost, on every turn's
+        # commit (tests/engine/test_tree.py checks that no field is left out).
+        return Conversation(
+            self.id, self.kind, self.prompt, self.human_name, self.ai_name, self.preset, self.stream,
+            self.created, self.last_active, self.model, self.leaf, dict(self.messages), turns,
+        )  # fmt: skip
 
     def branch(self, end: str | None, now: float) -> Conversation:
         """A new conversation (no id yet) with these settings, holding the path to ``end``."""
