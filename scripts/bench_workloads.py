@@ -165,10 +165,10 @@ def w3_redis(b: Bench) -> rep.Row:
     try:
         return _w3(b, "W3redis", "redis", env)
     finally:
-        _delete_keys(url, prefix)
+        delete_keys(url, prefix)
 
 
-def _delete_keys(url: str, prefix: str) -> None:
+def delete_keys(url: str, prefix: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url)
