@@ -8,10 +8,10 @@ without touching them. Every backend must give the same guarantees:
   in-place change being visible).
 - A conversation expires ``ttl`` seconds after its last use; one with at most
   2 sentences after ``ttl/2``. ``put``/``add``/``replace``/``touch`` are uses.
-- ``try_lock`` is atomic across every process sharing the store: one request at
+- ``acquire`` (the lock) is atomic across every process sharing the store: one request at
   a time per conversation.
 
-- ``try_lock`` gives a fencing token: a ``replace`` carrying it is refused once the lock is
+- ``acquire`` gives a fencing token: a ``replace`` carrying it is refused once the lock is
   no longer that token's (a lease that lapsed), so a late commit never lands.
 
 How the Redis backend expresses them: ``store.redis`` (keys in ``docs/redis-store.md``).
@@ -92,14 +92,12 @@ class ConversationStore(Protocol):
 
     async def exists(self, conv_id: str) -> bool: ...
 
-    async def try_lock(self, conv_id: str) -> int | None:
-        """Take the conversation's lock: its fencing token (1 or more), or ``None`` if someone
-        holds it. Never waits. A shared store's lock is a lease: keep it with ``renew``."""
-        ...
-
     async def acquire(self, conv_id: str) -> Acquired:
-        """``try_lock``, then read it and ``touch`` it, in one step: a turn's start. The lock is
-        taken only if the conversation is live; an unknown or expired id takes nothing."""
+        """Take the conversation's lock with a fencing token (1 or more), read the conversation
+        and ``touch`` it, in one step: a turn's start. Never waits. The lock is taken only if
+        the conversation is live; an unknown or expired id takes nothing. The lock is atomic
+        across every process sharing the store; a shared store's lock is a lease: keep it with
+        ``renew``."""
         ...
 
     async def renew(self, conv_id: str, token: int) -> bool:

@@ -67,9 +67,6 @@ class DurableStore:
     async def exists(self, conv_id: str) -> bool:
         return await self.live.exists(conv_id) or await self._load(conv_id)
 
-    async def try_lock(self, conv_id: str) -> int | None:
-        return await self.live.try_lock(conv_id)
-
     async def acquire(self, conv_id: str) -> Acquired:
         got = await self.live.acquire(conv_id)
         if not got.live and await self._load(conv_id):

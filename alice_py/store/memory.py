@@ -141,13 +141,6 @@ class MemoryStore:
     async def exists(self, conv_id: str) -> bool:
         return conv_id in self._cache
 
-    async def try_lock(self, conv_id: str) -> int | None:
-        if conv_id in self._locks:
-            return None
-        self._tokens += 1
-        self._locks[conv_id] = self._tokens
-        return self._tokens
-
     async def acquire(self, conv_id: str) -> Acquired:
         entry = self._cache.get(conv_id)
         if entry is None:

@@ -12,7 +12,7 @@ and expiries; the keys and what Redis must be configured with are in ``docs/redi
 - Write-behind: puts, uses, deletions and evictions are recorded in Redis, not in one
   process, and ``drain_changes`` takes them all at once (a Lua script), so each change is
   saved by exactly one instance and a dead instance leaves nothing unsaved behind it.
-- The lock is a lease (``lease`` seconds) with a fencing token: ``try_lock`` returns the
+- The lock is a lease (``lease`` seconds) with a fencing token: ``acquire`` returns the
   token; ``renew`` extends it while an answer runs; a ``replace`` carrying a token that is no
   longer the lock's is refused, so the late commit of an instance that lost its lease
   (paused, partitioned, killed) never lands. A crashed instance's lock lapses by itself.
@@ -66,14 +66,12 @@ class RedisStore:
         self._prefix = prefix
         self._timer = timer
         self._records = [prefix + name for name in ("live", "changed", "deleted", "evicted")]
-        self._fence = prefix + "fence"
         self._batch = Batcher(client)
         self._store = client.register_script(redis_scripts.STORE)
         self._touch = client.register_script(redis_scripts.TOUCH)
         self._acquire = client.register_script(redis_scripts.ACQUIRE)
         self._delete = client.register_script(redis_scripts.DELETE)
         self._drain = client.register_script(redis_scripts.DRAIN)
-        self._lock = client.register_script(redis_scripts.LOCK)
         self._renew = client.register_script(redis_scripts.RENEW)
         self._unlock = client.register_script(redis_scripts.UNLOCK)
 
@@ -137,11 +135,6 @@ class RedisStore:
     async def exists(self, conv_id: str) -> bool:
         expires = await self._call(self._redis.hget(self._key(conv_id), "e"))
         return expires is not None and float(expires) > self._timer()
-
-    async def try_lock(self, conv_id: str) -> int | None:
-        lease = [int(self.lease * 1000)]
-        token = await self._call(self._lock(keys=[self._lock_key(conv_id), self._fence], args=lease))
-        return None if token is None else int(token)
 
     async def acquire(self, conv_id: str) -> Acquired:
         args: list[Arg] = [self._prefix, conv_id, repr(self._timer()), int(self.lease * 1000)]

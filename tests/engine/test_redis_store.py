@@ -115,14 +115,15 @@ async def test_the_lock_is_a_lease_with_a_fencing_token(
     client: aioredis.Redis, redis_prefix: tuple[str, str], clock: Clock
 ) -> None:
     store = make(client, redis_prefix[1], clock, lease=0.3)
+    assert await store.acquire("c") == (None, None, False)  # not live: nothing to lock
     await store.put(conversation("c", 2))
-    token = await store.try_lock("c")
-    assert token is not None
-    assert await store.try_lock("c") is None
+    token, conv, _ = await store.acquire("c")
+    assert token is not None and conv is not None and conv.sentence_count() == 2
+    assert await store.acquire("c") == (None, None, True)
     assert await store.renew("c", token)
     assert await store.replace(conversation("c", 4), token=token)
     await asyncio.sleep(0.4)  # the holder died: its lease lapses by itself
-    newer = await store.try_lock("c")
+    newer, _, _ = await store.acquire("c")
     assert newer is not None and newer > token
     assert not await store.replace(conversation("c", 6), token=token)  # the late commit is refused
     assert not await store.renew("c", token)
@@ -144,7 +145,7 @@ async def test_redis_down_is_storage_unavailable_and_it_recovers(own_redis: OwnR
         await own_redis.start()  # an empty Redis (no persistence): scripts are loaded again
         assert await store.get("c") is None
         await store.put(conversation("c", 2))
-        assert await store.try_lock("c") is not None
+        assert (await store.acquire("c")).token is not None
     finally:
         await client.aclose()
 

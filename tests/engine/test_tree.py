@@ -133,7 +133,7 @@ def test_a_copy_keeps_every_field_and_shares_no_dict() -> None:
         id="c", kind=Kind.GPT3, prompt="P", human_name="Yuki", ai_name="Neko", preset="roleplay",
         stream=True, created=1.0, last_active=2.0, model="m", leaf="a",
         messages={"a": Message("a", None, "user", "hi", 1.5)},
-        turns_by_key={"k": KeyedTurn("f", "x", "a", "answer")},
+        turns_by_key={"k": KeyedTurn("f", "x", "a", "answer")}, usage=(3, 4), dropped=1, anchor=("a", 1, 3),
     )  # fmt: skip
     defaults = Conversation(id="", kind=Kind.TURBO, prompt="", human_name="", ai_name="", preset="",
                             stream=False, created=0.0, last_active=0.0)  # fmt: skip
