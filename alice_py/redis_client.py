@@ -15,16 +15,32 @@ redis-py brings ``cryptography`` with it, which a memory-store process has no us
 
 from __future__ import annotations
 
+import asyncio
+
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from alice_py.errors import StorageUnavailable
+
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 """What a Redis call raises when Redis is down, slow or restarting."""
 REDIS_DOWN = "The shared store (Redis) is not answering, please try again later"
 """What a client is told (503) when a part that needs Redis cannot reach it."""
+
+
+def redis_down() -> BaseException:
+    """What to raise for a failed Redis call: ``StorageUnavailable`` (a 503), or
+    ``asyncio.CancelledError`` when the calling task is being cancelled. redis-py (8.1) can turn
+    a cancel that lands inside a call into a connection error; taken for "Redis is down", that
+    cancel would be lost, and a loop that retries while Redis is down (the write-behind, a lease
+    renewal) would go on after shutdown asked it to stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        return asyncio.CancelledError()
+    return StorageUnavailable(REDIS_DOWN)
 
 CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 5.0

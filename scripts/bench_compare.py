@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/bench_compare.py --only W1,W3 before=REV after=.
     .venv/bin/python scripts/bench_compare.py --only W1 on=.:ENV:ALICE_SERVER_ACCESS_LOG=true off=.
+    .venv/bin/python scripts/bench_compare.py --only W3 mem=. redis=.:ENV:ALICE_CONVERSATIONS_STORE=redis,\
+ENV:ALICE_CONVERSATIONS_REDIS_URL=redis://127.0.0.1:6379/9,ENV:ALICE_CONVERSATIONS_KEY_PREFIX=bench_cmp:
 
 Each variant is ``name=SOURCE[:ARG,...]``: SOURCE is ``.`` (the working tree) or a git revision,
 whose ``alice_py`` and ``migrations`` are exported to a temp dir and put first on
@@ -9,7 +11,9 @@ whose ``alice_py`` and ``migrations`` are exported to a temp dir and put first o
 workload and round, each variant gets a fresh service on the same nginx, warmed up, then
 measured; rounds alternate the variants, so a neighbour's load falls on both alike. Printed
 per run and as medians: req/s (W3: chats/s) and the service's CPU time per request, which
-other load on the machine disturbs far less than req/s does.
+other load on the machine disturbs far less than req/s does. A variant on the Redis store
+(``ALICE_CONVERSATIONS_STORE=redis``) should set its own ``ALICE_CONVERSATIONS_KEY_PREFIX``: its
+keys are deleted at the end.
 """
 
 from __future__ import annotations
@@ -120,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_open_files(8192)
     workdir = Path(tempfile.mkdtemp(prefix="alice-compare-"))
     procs = Processes(workdir)
+    variants: list[Variant] = []
     try:
-        variants = [parse_variant(spec, workdir / "src") for spec in opts.variants]
+        variants.extend(parse_variant(spec, workdir / "src") for spec in opts.variants)
         _, port = start_nginx(procs, 0, UpstreamTiming(), 2048)
         python = str(ROOT / ".venv" / "bin" / "python")
         upstream = f"http://127.0.0.1:{port}"
@@ -132,7 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
+        _delete_redis_keys(variants)
     return 0
+
+
+def _delete_redis_keys(variants: Sequence[Variant]) -> None:
+    """The keys the Redis-store variants left (under their ``ALICE_CONVERSATIONS_KEY_PREFIX``)."""
+    for variant in variants:
+        prefix = variant.env.get("ALICE_CONVERSATIONS_KEY_PREFIX")
+        url = variant.env.get("ALICE_CONVERSATIONS_REDIS_URL", "redis://127.0.0.1:6379/0")
+        if variant.env.get("ALICE_CONVERSATIONS_STORE") == "redis" and prefix:
+            bw.delete_keys(url, prefix)
 
 
 if __name__ == "__main__":

@@ -165,7 +165,7 @@ def w3_redis(b: Bench) -> rep.Row:
     try:
         return _w3(b, "W3redis", "redis", env)
     finally:
-        _delete_keys(url, prefix)
+        delete_keys(url, prefix)
 
 
 def workers_scaling(b: Bench) -> rep.Row:
@@ -188,7 +188,7 @@ def workers_scaling(b: Bench) -> rep.Row:
                 with usage(svc.started.pid) as use:
                     res = b.wrk(svc.url, "w3.lua", args, connections=conns, threads=conns, cpu=cores)
         finally:
-            _delete_keys(url, prefix)
+            delete_keys(url, prefix)
         chats = res.per_second("chats")
         errors += res.errors
         runs[count] = {
@@ -217,7 +217,7 @@ def workers_scaling(b: Bench) -> rep.Row:
     )
 
 
-def _delete_keys(url: str, prefix: str) -> None:
+def delete_keys(url: str, prefix: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url)

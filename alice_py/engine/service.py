@@ -346,7 +346,7 @@ class ConversationService:
 
     def _locked(self, conv_id: str, *, busy: str = "AI is thinking") -> ConversationLock:
         """``async with``: the conversation, read under its lock (``engine.turn``)."""
-        return ConversationLock(self.store, conv_id, self.get, renew_every=self.renew_every, busy=busy)
+        return ConversationLock(self.store, conv_id, renew_every=self.renew_every, busy=busy)
 
     async def _turn(
         self,
@@ -385,7 +385,7 @@ class ConversationService:
 
         answer_id = self._new_message_id()
         turn = LockedTurn(
-            self.store, conv_id, self.get, plan, answer_id=answer_id, clock=self._clock,
+            self.store, conv_id, plan, answer_id=answer_id, clock=self._clock,
             keyed=keyed, replay=replay, renew_every=self.renew_every,
         )  # fmt: skip
         answer = Answer(

@@ -1,12 +1,14 @@
 """One request's hold on a conversation, as one ``async with``: lock, work, commit, release.
 
 ``ConversationLock`` takes the conversation's lock (``ConversationBusy`` if another request
-holds it), reads the conversation under it, keeps the lock's lease renewed while the
+holds it) and reads the conversation under it, one store call (``acquire``: a shared store's
+round trip is the cost of a turn), keeps the lock's lease renewed while the
 block runs (a shared store's lock lapses by itself after ``lease`` seconds, so that a
 killed instance frees its conversations), and releases it in ``__aexit__`` however the
 block ends. ``commit`` carries the lock's fencing token: once the lease is lost (renewal
 failed, the instance was paused past it) the store refuses the write, and the turn ends
-with ``LeaseLost`` instead of overwriting whatever the new holder did.
+with ``LeaseLost`` instead of overwriting whatever the new holder did. A commit is the
+block's last act under the lock, so it releases the lock in the same store call.
 
 ``Turn`` is that lock for a question and its answer: entering it also builds the model
 request under the lock (``Plan``); the answer (``engine.answer``) runs its whole life inside
@@ -34,9 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Read = Callable[[str], Awaitable[Conversation]]
-
-
 class LeaseLost(StorageUnavailable):
     """The conversation's lock lapsed before the turn was committed: nothing was kept."""
 
@@ -55,30 +54,27 @@ class ConversationLock:
         self,
         store: ConversationStore,
         conv_id: str,
-        read: Read,
         *,
         renew_every: float | None = None,
         busy: str = "AI is thinking",
     ) -> None:
         self.store = store
         self.conv_id = conv_id
-        self._read = read
         self._renew_every = renew_every
         self._busy = busy
         self.token: int | None = None
+        # A timer, not a task, until a renewal is due: most turns end well within a lease.
+        self._due: asyncio.TimerHandle | None = None
         self._renewal: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Conversation:
-        token = await self.store.try_lock(self.conv_id)
-        if token is None:
-            if not await self.store.exists(self.conv_id):
-                raise ConversationNotFound(self.conv_id)
-            raise ConversationBusy(self._busy)
+        token, conv, live = await self.store.acquire(self.conv_id)
+        if token is None or conv is None:
+            raise ConversationBusy(self._busy) if live else ConversationNotFound(self.conv_id)
         self.token = token
-        if self._renew_every is not None:
-            self._renewal = asyncio.create_task(self._renew(token, self._renew_every), name="lease")
+        self._schedule_renewal()
         try:
-            return await self.enter(await self._read(self.conv_id))
+            return await self.enter(conv)
         except BaseException:
             await self._release()
             raise
@@ -93,11 +89,7 @@ class ConversationLock:
         await self._release()
 
     async def _release(self) -> None:
-        if self._renewal is not None:
-            self._renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewal
-            self._renewal = None
+        await self._stop_renewal()
         token, self.token = self.token, None
         if token is None:
             return
@@ -107,21 +99,49 @@ class ConversationLock:
             # The lease lapses by itself; the request's own outcome is what the client hears.
             log.warning("could not release the lock of conversation %s: it lapses by itself", self.conv_id)
 
-    async def _renew(self, token: int, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                held = await self.store.renew(self.conv_id, token)
-            except StorageUnavailable:
-                continue  # try again: the lease may still hold when Redis is back
-            if not held:
-                log.warning("lost the lock of conversation %s while answering", self.conv_id)
-                return
+    def _schedule_renewal(self) -> None:
+        if self._renew_every is not None and self.token is not None:
+            loop = asyncio.get_running_loop()
+            self._due = loop.call_later(self._renew_every, self._start_renewal, self.token)
+
+    def _start_renewal(self, token: int) -> None:
+        self._due = None
+        self._renewal = asyncio.create_task(self._renew(token), name="lease")
+
+    async def _stop_renewal(self) -> None:
+        self._renew_every = None  # and no timer again, whatever a renewal still running does
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        if self._renewal is not None:
+            self._renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewal
+            self._renewal = None
+
+    async def _renew(self, token: int) -> None:
+        try:
+            held = await self.store.renew(self.conv_id, token)
+        except StorageUnavailable:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py can turn a cancel that lands inside a call into a connection error
+                # (seen with 8.1): the release is waiting for this task to end.
+                raise asyncio.CancelledError() from None
+            held = True  # try again next time: the lease may still hold when Redis is back
+        self._renewal = None
+        if not held:
+            log.warning("lost the lock of conversation %s while answering", self.conv_id)
+        elif self.token == token:
+            self._schedule_renewal()
 
     async def commit(self, updated: Conversation) -> None:
-        """Store ``updated`` if this lock still holds. A conversation finished meanwhile stays
-        finished (nothing stored); a lapsed lock is ``LeaseLost``."""
-        if await self.store.replace(updated, token=self.token):
+        """Store ``updated`` if this lock still holds, and release the lock with it. A
+        conversation finished meanwhile stays finished (nothing stored); a lapsed lock is
+        ``LeaseLost``."""
+        await self._stop_renewal()  # the block ends here: no renewal may cross the release
+        if await self.store.replace(updated, token=self.token, release=True):
+            self.token = None
             return
         if self.token is not None and not await self.store.renew(self.conv_id, self.token):
             raise LeaseLost()
@@ -162,7 +182,6 @@ class Turn(ConversationLock):
         self,
         store: ConversationStore,
         conv_id: str,
-        read: Read,
         plan: Planner,
         *,
         answer_id: str,
@@ -171,7 +190,7 @@ class Turn(ConversationLock):
         replay: Replay | None = None,
         renew_every: float | None = None,
     ) -> None:
-        super().__init__(store, conv_id, read, renew_every=renew_every)
+        super().__init__(store, conv_id, renew_every=renew_every)
         self._plan = plan
         self._clock = clock
         self.answer_id = answer_id

@@ -8,10 +8,10 @@ without touching them. Every backend must give the same guarantees:
   in-place change being visible).
 - A conversation expires ``ttl`` seconds after its last use; one with at most
   2 sentences after ``ttl/2``. ``put``/``add``/``replace``/``touch`` are uses.
-- ``try_lock`` is atomic across every process sharing the store: one request at
+- ``acquire`` (the lock) is atomic across every process sharing the store: one request at
   a time per conversation.
 
-- ``try_lock`` gives a fencing token: a ``replace`` carrying it is refused once the lock is
+- ``acquire`` gives a fencing token: a ``replace`` carrying it is refused once the lock is
   no longer that token's (a lease that lapsed), so a late commit never lands.
 
 How the Redis backend expresses them: ``store.redis`` (keys in ``docs/redis-store.md``).
@@ -23,7 +23,7 @@ since the epoch), the same number the database keeps beside the saved copy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from alice_py.engine.tree import Conversation
 
@@ -51,6 +51,17 @@ class StoreChanges:
     """Conversations pushed out by ``max_live`` since, as they left: to be saved, not lost."""
 
 
+class Acquired(NamedTuple):
+    """What ``acquire`` found: the lock's token and the conversation, both or neither."""
+
+    token: int | None
+    """The fencing token of the lock now held; ``None`` if not taken."""
+    conv: Conversation | None
+    """The conversation (read under the lock); ``None`` if not taken."""
+    live: bool
+    """Whether the conversation is live: not taken while live means another holds the lock."""
+
+
 class ConversationStore(Protocol):
     async def get(self, conv_id: str) -> Conversation | None:
         """The live conversation, or ``None`` if unknown or expired. Does not count as a use."""
@@ -64,9 +75,11 @@ class ConversationStore(Protocol):
         """Store ``conv`` under its id, replacing any earlier version (restoring saved ones)."""
         ...
 
-    async def replace(self, conv: Conversation, *, token: int | None = None) -> bool:
+    async def replace(self, conv: Conversation, *, token: int | None = None, release: bool = False) -> bool:
         """Store ``conv`` only if its id is still live; ``False`` if it was finished or expired,
-        or if ``token`` is given and the conversation's lock is no longer held with it."""
+        or if ``token`` is given and the conversation's lock is no longer held with it.
+        ``release`` (with ``token``): once stored, release the lock too, in the same step
+        (a turn's commit is its last act under the lock: one round trip instead of two)."""
         ...
 
     async def delete(self, conv_id: str) -> bool:
@@ -79,9 +92,12 @@ class ConversationStore(Protocol):
 
     async def exists(self, conv_id: str) -> bool: ...
 
-    async def try_lock(self, conv_id: str) -> int | None:
-        """Take the conversation's lock: its fencing token (1 or more), or ``None`` if someone
-        holds it. Never waits. A shared store's lock is a lease: keep it with ``renew``."""
+    async def acquire(self, conv_id: str) -> Acquired:
+        """Take the conversation's lock with a fencing token (1 or more), read the conversation
+        and ``touch`` it, in one step: a turn's start. Never waits. The lock is taken only if
+        the conversation is live; an unknown or expired id takes nothing. The lock is atomic
+        across every process sharing the store; a shared store's lock is a lease: keep it with
+        ``renew``."""
         ...
 
     async def renew(self, conv_id: str, token: int) -> bool:

@@ -9,7 +9,7 @@ operation goes on as if it had never left. Hits cost one delegation.
 from __future__ import annotations
 
 from alice_py.engine.tree import Conversation
-from alice_py.store.base import ConversationStore, LiveEntry, StoreChanges
+from alice_py.store.base import Acquired, ConversationStore, LiveEntry, StoreChanges
 from alice_py.store.saver import ConversationSaver
 
 
@@ -45,10 +45,10 @@ class DurableStore:
     async def put(self, conv: Conversation) -> None:
         await self.live.put(conv)
 
-    async def replace(self, conv: Conversation, *, token: int | None = None) -> bool:
-        if await self.live.replace(conv, token=token):
+    async def replace(self, conv: Conversation, *, token: int | None = None, release: bool = False) -> bool:
+        if await self.live.replace(conv, token=token, release=release):
             return True
-        return await self._load(conv.id) and await self.live.replace(conv, token=token)
+        return await self._load(conv.id) and await self.live.replace(conv, token=token, release=release)
 
     async def restore(self, entry: LiveEntry) -> bool:
         return await self.live.restore(entry)
@@ -67,8 +67,11 @@ class DurableStore:
     async def exists(self, conv_id: str) -> bool:
         return await self.live.exists(conv_id) or await self._load(conv_id)
 
-    async def try_lock(self, conv_id: str) -> int | None:
-        return await self.live.try_lock(conv_id)
+    async def acquire(self, conv_id: str) -> Acquired:
+        got = await self.live.acquire(conv_id)
+        if not got.live and await self._load(conv_id):
+            got = await self.live.acquire(conv_id)
+        return got
 
     async def renew(self, conv_id: str, token: int) -> bool:
         return await self.live.renew(conv_id, token)

@@ -21,7 +21,7 @@ from typing import Any
 from cachetools import TLRUCache
 
 from alice_py.engine.tree import Conversation
-from alice_py.store.base import LiveEntry, StoreChanges
+from alice_py.store.base import Acquired, LiveEntry, StoreChanges
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +113,12 @@ class MemoryStore:
     async def put(self, conv: Conversation) -> None:
         self._store(conv)
 
-    async def replace(self, conv: Conversation, *, token: int | None = None) -> bool:
+    async def replace(self, conv: Conversation, *, token: int | None = None, release: bool = False) -> bool:
         if conv.id not in self._cache or (token is not None and self._locks.get(conv.id) != token):
             return False
         self._store(conv)
+        if release and token is not None:
+            del self._locks[conv.id]
         return True
 
     async def restore(self, entry: LiveEntry) -> bool:
@@ -139,12 +141,16 @@ class MemoryStore:
     async def exists(self, conv_id: str) -> bool:
         return conv_id in self._cache
 
-    async def try_lock(self, conv_id: str) -> int | None:
+    async def acquire(self, conv_id: str) -> Acquired:
+        entry = self._cache.get(conv_id)
+        if entry is None:
+            return Acquired(None, None, False)
         if conv_id in self._locks:
-            return None
+            return Acquired(None, None, True)
         self._tokens += 1
-        self._locks[conv_id] = self._tokens
-        return self._tokens
+        token = self._locks[conv_id] = self._tokens
+        self._store(entry.conv)  # a use, as ``touch``
+        return Acquired(token, entry.conv, True)
 
     async def renew(self, conv_id: str, token: int) -> bool:
         return self._locks.get(conv_id) == token  # held by this process: it never lapses

@@ -12,7 +12,7 @@ and expiries; the keys and what Redis must be configured with are in ``docs/redi
 - Write-behind: puts, uses, deletions and evictions are recorded in Redis, not in one
   process, and ``drain_changes`` takes them all at once (a Lua script), so each change is
   saved by exactly one instance and a dead instance leaves nothing unsaved behind it.
-- The lock is a lease (``lease`` seconds) with a fencing token: ``try_lock`` returns the
+- The lock is a lease (``lease`` seconds) with a fencing token: ``acquire`` returns the
   token; ``renew`` extends it while an answer runs; a ``replace`` carrying a token that is no
   longer the lock's is refused, so the late commit of an instance that lost its lease
   (paused, partitioned, killed) never lands. A crashed instance's lock lapses by itself.
@@ -31,9 +31,10 @@ import redis.asyncio as aioredis
 
 from alice_py.engine.tree import Conversation
 from alice_py.errors import StorageUnavailable
-from alice_py.redis_client import REDIS_DOWN, REDIS_ERRORS
+from alice_py.redis_client import REDIS_ERRORS, redis_down
 from alice_py.store import redis_scripts
-from alice_py.store.base import LiveEntry, StoreChanges
+from alice_py.store.base import Acquired, LiveEntry, StoreChanges
+from alice_py.store.redis_batch import Batcher
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,12 @@ class RedisStore:
         self._prefix = prefix
         self._timer = timer
         self._records = [prefix + name for name in ("live", "changed", "deleted", "evicted")]
-        self._fence = prefix + "fence"
+        self._batch = Batcher(client)
         self._store = client.register_script(redis_scripts.STORE)
         self._touch = client.register_script(redis_scripts.TOUCH)
+        self._acquire = client.register_script(redis_scripts.ACQUIRE)
         self._delete = client.register_script(redis_scripts.DELETE)
         self._drain = client.register_script(redis_scripts.DRAIN)
-        self._lock = client.register_script(redis_scripts.LOCK)
         self._renew = client.register_script(redis_scripts.RENEW)
         self._unlock = client.register_script(redis_scripts.UNLOCK)
 
@@ -78,8 +79,10 @@ class RedisStore:
         try:
             return await call
         except REDIS_ERRORS as exc:
-            log.warning("Redis call failed: %s", exc)
-            raise StorageUnavailable(REDIS_DOWN) from None
+            failure = redis_down()
+            if isinstance(failure, StorageUnavailable):
+                log.warning("Redis call failed: %s", exc)
+            raise failure from None
 
     def _key(self, conv_id: str) -> str:
         return f"{self._prefix}c:{conv_id}"
@@ -91,13 +94,14 @@ class RedisStore:
         return self.ttl if conv.sentence_count() > 2 else self.ttl / 2
 
     async def _write(self, conv: Conversation, mode: str, token: int | None = None,
-                     expires_at: float | None = None) -> int:  # fmt: skip
+                     expires_at: float | None = None, release: bool = False) -> int:  # fmt: skip
         now = self._timer()
         lifetime = self._lifetime(conv)
         expires = now + lifetime if expires_at is None else expires_at
-        args: list[Arg] = [self._prefix, conv.id, conv.to_json(), repr(expires), repr(lifetime),
-                           repr(now), mode, self.max_live, "" if token is None else str(token)]  # fmt: skip
-        result: Any = await self._call(self._store(keys=self._records, args=args))
+        held = "" if token is None else str(token)
+        args: list[Arg] = [self._prefix, conv.id, conv.to_json(), repr(expires), repr(lifetime), repr(now),
+                           mode, self.max_live, held, "1" if release else ""]  # fmt: skip
+        result: Any = await self._call(self._batch.script(self._store, self._records, args))
         return int(result)
 
     async def entry(self, conv_id: str) -> LiveEntry | None:
@@ -116,38 +120,40 @@ class RedisStore:
     async def put(self, conv: Conversation) -> None:
         await self._write(conv, "put")
 
-    async def replace(self, conv: Conversation, *, token: int | None = None) -> bool:
-        return await self._write(conv, "replace", token) == 1
+    async def replace(self, conv: Conversation, *, token: int | None = None, release: bool = False) -> bool:
+        return await self._write(conv, "replace", token, release=release) == 1
 
     async def restore(self, entry: LiveEntry) -> bool:
         return await self._write(entry.conv, "restore", expires_at=entry.expires_at) == 1
 
     async def delete(self, conv_id: str) -> bool:
         args = [self._prefix, conv_id, repr(self._timer())]
-        return bool(await self._call(self._delete(keys=self._records, args=args)))
+        return bool(await self._call(self._batch.script(self._delete, self._records, args)))
 
     async def touch(self, conv_id: str) -> None:
         args = [self._prefix, conv_id, repr(self._timer())]
-        await self._call(self._touch(keys=self._records, args=args))
+        await self._call(self._batch.script(self._touch, self._records, args))
 
     async def exists(self, conv_id: str) -> bool:
         expires = await self._call(self._redis.hget(self._key(conv_id), "e"))
         return expires is not None and float(expires) > self._timer()
 
-    async def try_lock(self, conv_id: str) -> int | None:
-        lease = [int(self.lease * 1000)]
-        token = await self._call(self._lock(keys=[self._lock_key(conv_id), self._fence], args=lease))
-        return None if token is None else int(token)
+    async def acquire(self, conv_id: str) -> Acquired:
+        args: list[Arg] = [self._prefix, conv_id, repr(self._timer()), int(self.lease * 1000)]
+        found: Any = await self._call(self._batch.script(self._acquire, self._records, args))
+        if found[0] != 2:
+            return Acquired(None, None, found[0] == 1)
+        return Acquired(int(found[1]), Conversation.from_json(found[2]), True)
 
     async def renew(self, conv_id: str, token: int) -> bool:
         args: list[Arg] = [str(token), int(self.lease * 1000)]
-        return bool(await self._call(self._renew(keys=[self._lock_key(conv_id)], args=args)))
+        return bool(await self._call(self._batch.script(self._renew, [self._lock_key(conv_id)], args)))
 
     async def unlock(self, conv_id: str, token: int | None = None) -> None:
         if token is None:
             await self._call(self._redis.delete(self._lock_key(conv_id)))
         else:
-            await self._call(self._unlock(keys=[self._lock_key(conv_id)], args=[str(token)]))
+            await self._call(self._batch.script(self._unlock, [self._lock_key(conv_id)], [str(token)]))
 
     async def is_locked(self, conv_id: str) -> bool:
         return bool(await self._call(self._redis.exists(self._lock_key(conv_id))))
@@ -184,4 +190,6 @@ class RedisStore:
         return int(await self._call(self._redis.zcount(self._records[0], f"({self._timer()!r}", "+inf")))
 
     async def close(self) -> None:
-        """Nothing to do: the Redis keeps the conversations, and the client is the app's."""
+        """The commands under way are let finish; the Redis keeps the conversations, and the
+        client is the app's."""
+        await self._batch.close()

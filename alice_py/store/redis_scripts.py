@@ -31,7 +31,8 @@ local function live(prefix, id, now)
 end
 """
 
-# ARGV: prefix, id, data, expires_at, lifetime, now, mode, max_live, lock token ('' for none)
+# ARGV: prefix, id, data, expires_at, lifetime, now, mode, max_live, lock token ('' for none),
+# release ('1': once stored, delete the lock the token holds, a turn's commit and unlock at once)
 # mode: 'put' (always), 'add' (only if not live), 'replace' (only if live), 'restore' (only if
 # not live and not expired; not a change). Returns 1 if stored, 0 if not, -1 if the token is stale.
 STORE = _END + """
@@ -69,22 +70,46 @@ while redis.call('ZCARD', KEYS[1]) > max_live do
     if saved[2] then redis.call('HSET', KEYS[4], victim, saved[1] .. '\\n' .. saved[2]) end
   end
 end
+if token ~= '' and ARGV[10] == '1' then redis.call('DEL', prefix .. 'lock:' .. id) end
 return 1
 """
 
-# ARGV: prefix, id, now. A use: the conversation's countdown starts again (its own lifetime).
-TOUCH = _END + """
+# A use: the conversation's countdown starts again (its own lifetime ``n``).
+_USE = """
+local function used(prefix, id, key, lifetime, now)
+  local expires = now + lifetime
+  redis.call('HSET', key, 'e', string.format('%.6f', expires))
+  redis.call('PEXPIRE', key, math.ceil(lifetime * 1000))
+  redis.call('ZADD', KEYS[1], expires, id)
+  redis.call('SREM', KEYS[3], id)
+  redis.call('SADD', KEYS[2], id)
+end
+"""
+
+# ARGV: prefix, id, now.
+TOUCH = _USE + """
 local prefix, id, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local key = prefix .. 'c:' .. id
 local fields = redis.call('HMGET', key, 'e', 'n')
 if not fields[1] or tonumber(fields[1]) <= now then return 0 end
-local expires = now + tonumber(fields[2])
-redis.call('HSET', key, 'e', string.format('%.6f', expires))
-redis.call('PEXPIRE', key, math.ceil(tonumber(fields[2]) * 1000))
-redis.call('ZADD', KEYS[1], expires, id)
-redis.call('SREM', KEYS[3], id)
-redis.call('SADD', KEYS[2], id)
+used(prefix, id, key, tonumber(fields[2]), now)
 return 1
+"""
+
+# ARGV: prefix, id, now, lease in ms. A turn's start: the lock taken with a fresh fencing token,
+# the conversation read and used, in one round trip. Returns {0} if the conversation is not live
+# (nothing taken), {1} if it is but another holds its lock, {2, token, data} once taken.
+ACQUIRE = _USE + """
+local prefix, id, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local key = prefix .. 'c:' .. id
+local fields = redis.call('HMGET', key, 'e', 'n', 'd')
+if not fields[1] or not fields[3] or tonumber(fields[1]) <= now then return {0} end
+local lock = prefix .. 'lock:' .. id
+if redis.call('EXISTS', lock) == 1 then return {1} end
+local token = redis.call('INCR', prefix .. 'fence')
+redis.call('SET', lock, token, 'PX', ARGV[4])
+used(prefix, id, key, tonumber(fields[2]), now)
+return {2, token, fields[3]}
 """
 
 # ARGV: prefix, id, now. Returns 1 if it was live.
@@ -107,13 +132,6 @@ local deleted = redis.call('SMEMBERS', KEYS[3])
 local evicted = redis.call('HGETALL', KEYS[4])
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 return {changed, deleted, evicted}
-"""
-
-# KEYS: the lock, the fencing counter; ARGV: lease in ms. A fresh token, or nil if held.
-LOCK = """
-local token = redis.call('INCR', KEYS[2])
-if redis.call('SET', KEYS[1], token, 'NX', 'PX', ARGV[1]) then return token end
-return false
 """
 
 # KEYS: the lock; ARGV: token, lease in ms. 1 if the lease was still ours and is extended.

@@ -108,6 +108,9 @@ class RedisKeyState:
             self._down(exc)
 
     def _down(self, exc: BaseException) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError() from None  # redis-py made a cancel an error: keep it
         if not self._warned:
             self._warned = True
             log.warning("the key pool's state is not shared while Redis is unreachable: %s", exc)

@@ -25,8 +25,8 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from alice_py.errors import RateLimited, StorageUnavailable
-from alice_py.redis_client import REDIS_DOWN, REDIS_ERRORS
+from alice_py.errors import RateLimited
+from alice_py.redis_client import REDIS_ERRORS, redis_down
 from alice_py.web.ratelimit import CLIENT_BUSY, WINDOW
 
 GLOBAL = "all"
@@ -63,7 +63,7 @@ class RedisLimiter:
         try:
             await self._acquire(client, model_call)
         except REDIS_ERRORS:
-            raise StorageUnavailable(REDIS_DOWN) from None
+            raise redis_down() from None
 
     async def _acquire(self, client: str, model_call: bool) -> None:
         counted = model_call and self.per_minute > 0

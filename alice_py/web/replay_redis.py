@@ -24,8 +24,7 @@ import time
 import redis.asyncio as aioredis
 
 from alice_py.config import Config
-from alice_py.errors import StorageUnavailable
-from alice_py.redis_client import REDIS_DOWN, REDIS_ERRORS
+from alice_py.redis_client import REDIS_ERRORS, redis_down
 from alice_py.web.replay import ORIGINAL_WINDOW, REPLAY_CAPACITY, Clock, Throttled
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,7 @@ class RedisReplayGuard:
                 await self._script(keys=[self.key], args=[nonce, self._clock(), retention, self.capacity])
             )
         except REDIS_ERRORS:
-            raise StorageUnavailable(REDIS_DOWN) from None
+            raise redis_down() from None
         if forgotten < 0:
             return False
         if forgotten and self._warn is not None:

@@ -115,14 +115,15 @@ async def test_the_lock_is_a_lease_with_a_fencing_token(
     client: aioredis.Redis, redis_prefix: tuple[str, str], clock: Clock
 ) -> None:
     store = make(client, redis_prefix[1], clock, lease=0.3)
+    assert await store.acquire("c") == (None, None, False)  # not live: nothing to lock
     await store.put(conversation("c", 2))
-    token = await store.try_lock("c")
-    assert token is not None
-    assert await store.try_lock("c") is None
+    token, conv, _ = await store.acquire("c")
+    assert token is not None and conv is not None and conv.sentence_count() == 2
+    assert await store.acquire("c") == (None, None, True)
     assert await store.renew("c", token)
     assert await store.replace(conversation("c", 4), token=token)
     await asyncio.sleep(0.4)  # the holder died: its lease lapses by itself
-    newer = await store.try_lock("c")
+    newer, _, _ = await store.acquire("c")
     assert newer is not None and newer > token
     assert not await store.replace(conversation("c", 6), token=token)  # the late commit is refused
     assert not await store.renew("c", token)
@@ -144,7 +145,7 @@ async def test_redis_down_is_storage_unavailable_and_it_recovers(own_redis: OwnR
         await own_redis.start()  # an empty Redis (no persistence): scripts are loaded again
         assert await store.get("c") is None
         await store.put(conversation("c", 2))
-        assert await store.try_lock("c") is not None
+        assert (await store.acquire("c")).token is not None
     finally:
         await client.aclose()
 
@@ -187,3 +188,53 @@ async def test_a_commit_after_the_lease_lapsed_is_refused_and_keeps_nothing(
         await answer.collect()
     assert await other.collect() == "answer 2"
     assert (await service.get(conv_id)).sentences() == ["asked elsewhere", "answer 2"]
+
+
+async def test_turns_started_at_once_each_get_their_own_conversation_and_lock(store: RedisStore) -> None:
+    # Their scripts leave in one write (store.redis_batch): each reply still reaches its caller.
+    for index in range(30):
+        await store.put(conversation(f"c{index}", index % 5))
+    got = await asyncio.gather(*(store.acquire(f"c{index}") for index in range(30)), store.acquire("c3"),
+                               store.acquire("unknown"))  # fmt: skip
+    for index, (_, conv, _) in enumerate(got[:30]):
+        assert conv is not None and conv.id == f"c{index}" and conv.sentence_count() == index % 5
+    assert len({token for token, _, _ in got[:30]}) == 30
+    assert got[30] == (None, None, True)  # c3 taken by the first of the two: busy
+    assert got[31] == (None, None, False)
+    commits = [store.replace(conversation(f"c{i}", 6), token=got[i].token, release=True) for i in range(30)]
+    assert all(await asyncio.gather(*commits))
+    assert not any(await asyncio.gather(*(store.is_locked(f"c{index}") for index in range(30))))
+
+
+async def test_a_caller_cancelled_while_its_script_runs_leaves_the_next_replies_in_order(
+    store: RedisStore,
+) -> None:
+    for name in ("a", "b"):
+        await store.put(conversation(name, 3))
+    for _ in range(20):
+        cancelled = asyncio.ensure_future(store.get("a"))
+        started = asyncio.ensure_future(store.acquire("a"))
+        await asyncio.sleep(0)
+        started.cancel()
+        cancelled.cancel()
+        token, conv, _ = await store.acquire("b")
+        assert conv is not None and conv.id == "b"
+        assert token is not None
+        await store.unlock("b", token)
+        await store.unlock("a")
+
+
+async def test_scripts_flushed_from_redis_are_loaded_again(own_redis: OwnRedis, clock: Clock) -> None:
+    client = open_redis(own_redis.url)
+    store = make(client, "p:", clock)
+    try:
+        await store.put(conversation("c", 3))
+        await client.script_flush()
+        token, conv, _ = await store.acquire("c")
+        assert conv is not None and token is not None
+        await client.script_flush()
+        assert await store.replace(conversation("c", 5), token=token, release=True)
+        assert not await store.is_locked("c")
+        assert (await store.get("c")).sentence_count() == 5  # type: ignore[union-attr]
+    finally:
+        await client.aclose()

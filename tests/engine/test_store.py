@@ -83,13 +83,25 @@ async def test_add_never_overwrites_and_replace_never_revives(store: MemoryStore
     assert await store.get("c") is None
 
 
-async def test_locks(store: MemoryStore) -> None:
-    assert await store.try_lock("c")
-    assert not await store.try_lock("c")
+async def test_locks(store: MemoryStore, clock: Clock) -> None:
+    assert await store.acquire("c") == (None, None, False)  # not live: nothing to lock
+    await store.put(conversation("c", 4))
+    clock.advance(TTL - 1)
+    token, conv, live = await store.acquire("c")
+    assert token is not None and conv is not None and conv.sentence_count() == 4 and live
+    assert await store.acquire("c") == (None, None, True)  # held: busy
     assert await store.is_locked("c")
+    clock.advance(TTL - 1)
+    assert await store.exists("c")  # taking the lock was a use: the countdown started again
     await store.unlock("c")
     assert not await store.is_locked("c")
-    assert await store.try_lock("c")
+    token, _, _ = await store.acquire("c")
+    assert token is not None
+    assert not await store.replace(conversation("c", 6), token=token + 1, release=True)  # not its lock
+    assert await store.is_locked("c")
+    assert await store.replace(conversation("c", 6), token=token, release=True)  # commit and release
+    assert not await store.is_locked("c")
+    assert (await store.get("c")).sentence_count() == 6  # type: ignore[union-attr]
 
 
 async def test_drain_changes_reports_puts_deletes_and_expiry_once(store: MemoryStore, clock: Clock) -> None:
@@ -107,7 +119,7 @@ async def test_drain_changes_reports_puts_deletes_and_expiry_once(store: MemoryS
 
 async def test_close_forgets_everything(store: MemoryStore) -> None:
     await store.put(conversation("c"))
-    await store.try_lock("c")
+    await store.acquire("c")
     await store.close()
     assert await store.count() == 0
     assert not await store.is_locked("c")

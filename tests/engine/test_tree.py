@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -12,7 +13,7 @@ import shortuuid
 from alice_py import ids
 from alice_py.engine.presets import Kind
 from alice_py.engine.service import ConversationService
-from alice_py.engine.tree import Conversation, Message
+from alice_py.engine.tree import Conversation, KeyedTurn, Message
 from tests.engine.conftest import FakeUpstream
 
 
@@ -125,3 +126,19 @@ def test_a_forked_worker_never_draws_its_parents_ids() -> None:
     parent = {ids.new_message_id() for _ in range(20)}
     assert len(child) == 20
     assert not child & parent
+
+
+def test_a_copy_keeps_every_field_and_shares_no_dict() -> None:
+    conv = Conversation(
+        id="c", kind=Kind.GPT3, prompt="P", human_name="Yuki", ai_name="Neko", preset="roleplay",
+        stream=True, created=1.0, last_active=2.0, model="m", leaf="a",
+        messages={"a": Message("a", None, "user", "hi", 1.5)},
+        turns_by_key={"k": KeyedTurn("f", "x", "a", "answer")}, usage=(3, 4), dropped=1, anchor=("a", 1, 3),
+    )  # fmt: skip
+    defaults = Conversation(id="", kind=Kind.TURBO, prompt="", human_name="", ai_name="", preset="",
+                            stream=False, created=0.0, last_active=0.0)  # fmt: skip
+    for field in dataclasses.fields(Conversation):  # a field added later must be copied too
+        assert getattr(conv, field.name) != getattr(defaults, field.name), field.name
+    copied = conv.copy()
+    assert copied == conv
+    assert copied.messages is not conv.messages and copied.turns_by_key is not conv.turns_by_key
