@@ -413,7 +413,7 @@ class TurnContext:
         if self.made is not None:
             conv.summaries = {**(conv.summaries or {}), self.made.anchor: self.made}
         if self.policy.on_usage is not None:
-            self.policy.on_usage(prompt, completion)
+            self.policy.on_usage(prompt + made_prompt, completion + made_completion)
 
     def headers(self) -> dict[str, str]:
         """``X-Context-Tokens`` (our count of the request sent), ``-Window``, ``-Dropped``."""

@@ -7,12 +7,15 @@ here, once it is admitted and before its own model call:
   no model call, so a summary is made once and serves every later turn (and every branch
   below the message it ends at);
 - otherwise a new one is made, of the previous summary and the turns after it, up to the
-  newest turns that fit in three quarters of the budget less the room for the summary (so
-  that several turns go by before the next one is needed). The call is the Alice ``summary``
-  preset (``<text>\\nTl;dr\\n`` for completion kinds; for chat kinds the text as the system
-  message and ``Tl;dr`` as the question) with the conversation's own model, through the
-  same upstream router (keys, failover), its ``max_tokens`` the room kept for the summary;
-  its tokens count in the usage;
+  newest turns that fit in half the budget less the room for the summary (so that several
+  turns go by before the next one is needed), or as many of the oldest as one call can read
+  within the window; the summary's room is an eighth of the budget (32 to 1,024 tokens).
+  The call is the Alice ``summary`` preset (``<text>\\nTl;dr\\n`` for completion kinds;
+  for chat kinds the text as the system message and ``Tl;dr`` as the question) with the
+  conversation's own model, through the same upstream router (keys, failover), its
+  ``max_tokens`` the room kept for the summary;
+  its tokens count in the usage of the turn that keeps it (the conversation's, its key's and
+  its client's: the call keeps the conversation's key, as the turn's own does);
 - if the call fails or answers nothing, the turn goes on as ``drop_oldest`` (with the
   previous summary, if there is one), and one line says so in the failure log.
 
@@ -49,6 +52,10 @@ INSTRUCTION = (
 QUESTION = "Tl;dr"
 MIN_ROOM = 32
 """Fewest tokens asked for a summary, however small the window."""
+MAX_ROOM = 1024
+"""Most tokens asked for a summary, however large the window (an eighth of it below 8k)."""
+CALL_OVERHEAD = 64
+"""Our allowance for the summary call's own text (the instruction, ``Tl;dr``, the format)."""
 FELL_BACK = "the summary call failed: the oldest turns were left out instead (drop_oldest)"
 
 
@@ -86,8 +93,13 @@ class Summarizer:
             reused = fixed + self._cost(policy, request, previous) + sum(costs[start:])
             if reused <= limit and self._use(context, previous, start, made=False):
                 return
-        room = max(MIN_ROOM, min(SUMMARY.max_tokens, limit // 4))
-        cut = _tail_start(turns, costs, start, limit * 3 // 4 - fixed - room)
+        room = max(MIN_ROOM, min(MAX_ROOM, limit // 8))
+        cut = _tail_start(turns, costs, start, limit // 2 - fixed - room)
+        # What one call can read with the summary's room: the oldest turns first.
+        readable = context.fit.window - room - CALL_OVERHEAD
+        if previous is not None:
+            readable -= self._cost(policy, request, previous)
+        cut = _call_end(turns, costs, start, cut, readable)
         if cut > start:
             made = await self._make(context, conv.id, upstream, previous, turns[start:cut], room)
             if made is not None and self._use(context, made(path_ids[cut - 1]), cut, made=True):
@@ -153,7 +165,7 @@ class Summarizer:
         lines = [] if previous is None else [HEAD + previous.content]
         lines.extend(f"{human if role == 'user' else ai}: {content}" for role, content in turns)
         # The oldest lines go first if the text would not fit the window with the summary's room.
-        enc, budget = policy.encoding(model), context.fit.window - room - 2 * MIN_ROOM
+        enc, budget = policy.encoding(model), context.fit.window - room - CALL_OVERHEAD
         sizes = [policy.counter.text(enc, line) + 1 for line in lines]
         first, total = 0, sum(sizes)
         while total > budget and first < len(lines) - 1:
@@ -186,9 +198,6 @@ class Summarizer:
         if not isinstance(completion, int):
             completion = policy.counter.text(enc, text)
         context.made_usage = (prompt, completion)
-        # Billed now, to the key that answered and the client that asked (kept or not).
-        if policy.on_usage is not None:
-            policy.on_usage(prompt, completion)
 
     def _fell_back(self, why: str) -> None:
         if self._failures is None:
@@ -231,4 +240,18 @@ def _tail_start(turns: Sequence[Turn], costs: Sequence[int], start: int, budget:
         total += unit
         kept_from = index
     return kept_from
+
+
+def _call_end(turns: Sequence[Turn], costs: Sequence[int], start: int, cut: int, budget: int) -> int:
+    """Where the oldest whole turns from ``start`` to ``cut`` that fit ``budget`` end (at
+    least one turn: a turn too long alone is cut when its call is made)."""
+    end, total = start, 0
+    for index in range(start + 1, cut + 1):
+        if index == cut or turns[index][0] == "user":
+            unit = sum(costs[end:index])
+            if total + unit > budget and end > start:
+                break
+            total += unit
+            end = index
+    return end
 
