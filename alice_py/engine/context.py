@@ -44,12 +44,14 @@ if TYPE_CHECKING:
 Build = Callable[[Sequence[Turn]], UpstreamRequest]
 """The request answering the last of the given turns (the engine's ``_turn_request``)."""
 
+
 class WindowSource(Protocol):
     """The windows the upstream reports (``upstream.windows.ReportedWindows``)."""
 
     def known(self, model: str) -> int | None: ...
 
     async def get(self, model: str) -> int | None: ...
+
 
 class Summarizer(Protocol):
     """Under ``policy = "summarize"``: refits a turn that left turns out so that a summary

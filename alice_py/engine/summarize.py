@@ -254,4 +254,3 @@ def _call_end(turns: Sequence[Turn], costs: Sequence[int], start: int, cut: int,
             total += unit
             end = index
     return end
-
