@@ -357,6 +357,11 @@ class TurnContext:
     def request(self) -> UpstreamRequest:
         return self.fit.request
 
+    @property
+    def pending(self) -> bool:
+        """Whether ``prepare`` has a summary to make or reuse (never when the turn fits)."""
+        return self._pending is not None
+
     async def prepare(self, upstream: Upstream) -> None:
         """Once the turn is admitted: under ``summarize``, a turn that leaves turns out is
         refitted with a summary standing for them (made now, by a model call, or reused)."""

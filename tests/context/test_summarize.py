@@ -247,3 +247,21 @@ async def test_a_conversation_that_fits_makes_no_summary_call(
     assert len(model_calls(fake_state)) == 6
     assert len(fake_state.last.body["messages"]) == 12
     assert (await tree(client, conv))["summaries"] == []
+
+
+async def test_a_long_conversation_stays_under_the_window(
+    make_client: MakeClient, fake_state: FakeState
+) -> None:
+    client = await make_client(context={**SUMMARIZE, "windows": {"m": 1000}})
+    conv = await turbo(client)
+    for index in range(100):
+        _, headers = await ask(client, conv, question(index))
+        assert headers["X-Context-Dropped"] == "0"
+    calls = [r for r in model_calls(fake_state) if is_summary_call(r)]
+    turns = [r for r in model_calls(fake_state) if not is_summary_call(r)]
+    assert len(turns) == 100 and 0 < len(calls) <= 100 // 3
+    assert max(count_chat(r.body["messages"]) for r in turns) <= 950
+    assert max(count_chat(r.body["messages"]) + r.body["max_tokens"] for r in calls) <= 1000
+    assert all(r.body["messages"][0] == {"role": "system", "content": PROMPT} for r in turns)
+    assert len((await tree(client, conv))["summaries"]) == len(calls)
+    assert len(await sentences(client, conv)) == 200
