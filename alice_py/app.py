@@ -38,6 +38,7 @@ from alice_py.db.engine import create_engine, upgrade
 from alice_py.db.shares import ShareRepository
 from alice_py.engine.context import ContextPolicy
 from alice_py.engine.service import ConversationService
+from alice_py.engine.summarize import Summarizer
 from alice_py.store.choice import live_store
 from alice_py.store.durable import DurableStore
 from alice_py.store.lifecycle import persistence_ctx
@@ -148,6 +149,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
             cfg.context,
             reported=ReportedWindows(app[appkeys.ROUTER]),
             on_usage=app[appkeys.USAGE].record_current,
+            summarizer=Summarizer(app[appkeys.FAILURE_LOG]),
         ),
     )
     try:

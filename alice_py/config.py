@@ -184,8 +184,7 @@ class SharesConfig:
     separate_ids: bool = False
 
 
-CONTEXT_POLICIES = ("drop_oldest", "error")
-"""``summarize`` (issue 13) is not built yet: refused at start, never accepted and ignored."""
+CONTEXT_POLICIES = ("drop_oldest", "summarize", "error")
 CONTEXT_ENCODINGS = ("o200k_base", "cl100k_base")
 """The tiktoken encodings shipped in ``alice_py/engine/encodings`` (``engine.tokens``)."""
 
@@ -552,10 +551,6 @@ def _validate_routing(cfg: Config) -> None:
             raise ConfigError(f"upstreams {entry.name!r}: base_url must start with http:// or https://")
 def _validate_context(cfg: Config) -> None:
     context = cfg.context
-    if context.policy == "summarize":
-        raise ConfigError(
-            "context policy 'summarize' is not available yet: use drop_oldest or error"
-        )
     if context.policy not in CONTEXT_POLICIES:
         raise ConfigError(
             f"context policy must be one of {', '.join(CONTEXT_POLICIES)}, got {context.policy!r}"

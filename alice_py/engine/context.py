@@ -8,6 +8,9 @@ larger), applies ``[context] policy``:
 - ``drop_oldest``: the system prompt (the transcript's opening text for completion kinds) and
   the newest turns that fit are sent; whole turns (a question with its answer) are left out,
   oldest first. Nothing is added in their place. The stored conversation is not touched.
+- ``summarize``: the oldest turns are sent as a model-made summary instead, kept in the
+  conversation and reused (``engine.summarize``, the ``Summarizer`` it is given); ``drop_oldest``
+  when no summary can be had.
 - ``error``: ``ContextTooLong`` (a 400 naming both sizes), nothing sent.
 
 Either way a question that cannot fit even alone is a ``ContextTooLong``: sending it would
@@ -20,6 +23,7 @@ own numbers so that the retry fits by the upstream's count.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,10 +38,12 @@ from alice_py.upstream.errors import UpstreamError
 from alice_py.upstream.types import UpstreamRequest
 
 if TYPE_CHECKING:
-    from alice_py.engine.tree import Conversation, Message
+    from alice_py.engine.tree import Conversation, Message, Summary
+    from alice_py.upstream.types import Upstream
 
 Build = Callable[[Sequence[Turn]], UpstreamRequest]
 """The request answering the last of the given turns (the engine's ``_turn_request``)."""
+
 
 class WindowSource(Protocol):
     """The windows the upstream reports (``upstream.windows.ReportedWindows``)."""
@@ -45,6 +51,16 @@ class WindowSource(Protocol):
     def known(self, model: str) -> int | None: ...
 
     async def get(self, model: str) -> int | None: ...
+
+
+class Summarizer(Protocol):
+    """Under ``policy = "summarize"``: refits a turn that left turns out so that a summary
+    stands for them (``engine.summarize.Summarizer``); leaves it as it is when it cannot."""
+
+    async def __call__(
+        self, context: TurnContext, conv: Conversation, path_ids: Sequence[str], upstream: Upstream
+    ) -> None: ...
+
 
 _LABEL_SEPARATOR = 2
 """``\\n`` and ``: `` around a transcript sentence's speaker name: about a token each."""
@@ -86,12 +102,15 @@ class ContextPolicy:
         counter: TokenCounter | None = None,
         reported: WindowSource | None = None,
         on_usage: Callable[[int, int], None] | None = None,
+        summarizer: Summarizer | None = None,
     ) -> None:
         self.config = config
         self.counter = counter if counter is not None else TokenCounter()
         self._reported = reported
         self.on_usage = on_usage
         """Told each kept answer's (prompt, completion) tokens: the totals per key and client."""
+        self.summarizer = summarizer if config.policy == "summarize" else None
+        """Makes and reuses the summaries of ``policy = "summarize"``; None for the other policies."""
 
     def window(self, model: str) -> int:
         """``[context] windows`` for the model, else the upstream's figure, else the default."""
@@ -117,7 +136,7 @@ class ContextPolicy:
 
     # --- counting ------------------------------------------------------------------------------
 
-    def _turn_costs(
+    def turn_costs(
         self, request: UpstreamRequest, turns: Sequence[Turn], names: tuple[str, str]
     ) -> list[int]:
         enc = self.encoding(str(request.body.get("model", "")))
@@ -130,7 +149,7 @@ class ContextPolicy:
             for role, content in turns
         ]
 
-    def _cost(self, request: UpstreamRequest, prompt: str, names: tuple[str, str]) -> int:
+    def fixed_cost(self, request: UpstreamRequest, prompt: str, names: tuple[str, str]) -> int:
         """What the request costs besides its turns: the system prompt and the reply's priming,
         or the transcript's opening text and the answer's ``\n<AI name>: ``."""
         enc = self.encoding(str(request.body.get("model", "")))
@@ -146,8 +165,8 @@ class ContextPolicy:
         turns = path_turns(path)
         request = conversation_request(conv, turns, models)
         names = (conv.human_name, conv.ai_name)
-        fixed = self._cost(request, conv.prompt, names)
-        costs = self._turn_costs(request, turns, names)
+        fixed = self.fixed_cost(request, conv.prompt, names)
+        costs = self.turn_costs(request, turns, names)
         tokens = fixed + sum(costs)
         anchor = anchor_on(conv, [m.id for m in path])
         if anchor is not None:
@@ -165,6 +184,7 @@ class ContextPolicy:
         names: tuple[str, str],
         budget: int | None = None,
         anchor: tuple[int, int] | None = None,
+        extra: int = 0,
     ) -> Fit:
         """The request to send for ``turns`` (ending with the question), by the policy.
 
@@ -175,12 +195,13 @@ class ContextPolicy:
         whole is then that count and ours of what was added since (``Fit.full``). Where the
         upstream counts more than we do, the budget shrinks by that ratio, so the request fits
         by its count without a refusal first; where it counts less, ours decides (the
-        headers tell our count of what was sent)."""
+        headers tell our count of what was sent). ``extra``: what ``build`` adds besides the
+        prompt and the turns (a summary), never left out."""
         request = build(turns)
         model = str(request.body.get("model", ""))
         window = self.window(model)
-        fixed = self._cost(request, prompt, names)
-        costs = self._turn_costs(request, turns, names)
+        fixed = self.fixed_cost(request, prompt, names) + extra
+        costs = self.turn_costs(request, turns, names)
         ours = fixed + sum(costs)
         full = ours
         room = self.reserve(request)
@@ -229,11 +250,12 @@ class ContextPolicy:
         *,
         prompt: str,
         names: tuple[str, str],
+        extra: int = 0,
     ) -> Fit | None:
         """The one retry after the upstream refused ``fitted`` for length, or None: not such
         a refusal, the policy is ``error``, or leaving out more turns cannot make it fit (the
         question alone is too long by the upstream's count): its own refusal then stands."""
-        if self.config.policy != "drop_oldest":
+        if self.config.policy == "error":
             return None
         numbers = length_refusal(error)
         if numbers is None:
@@ -242,7 +264,7 @@ class ContextPolicy:
         budget = fitted.tokens * limit // max(reported, 1) - self.reserve(fitted.request)
         try:
             budget = min(budget, fitted.tokens - 1)
-            refitted = self.fit(turns, build, prompt=prompt, names=names, budget=budget)
+            refitted = self.fit(turns, build, prompt=prompt, names=names, budget=budget, extra=extra)
         except ContextTooLong:
             return None
         return refitted if refitted.dropped > fitted.dropped else None
@@ -297,7 +319,10 @@ def path_ids_to(conv: Conversation, last: str | None) -> list[str]:
 class TurnContext:
     """One turn's fitting: the request to send now, and the one retry after a length refusal."""
 
-    __slots__ = ("_build", "_names", "_policy", "_prompt", "_retried", "_turns", "fit", "reported_usage")
+    __slots__ = (
+        "_pending", "_retried", "build", "extra", "fit", "made", "made_usage", "names", "policy",
+        "prompt", "reported_usage", "summary", "turns",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -308,19 +333,50 @@ class TurnContext:
         names: tuple[str, str],
         anchor: tuple[int, int] | None = None,
     ) -> None:
-        self._policy = policy
-        self._turns = turns
-        self._build = build
-        self._prompt = prompt
-        self._names = names
+        self.policy = policy
+        self.turns = turns
+        """The turns ``fit`` was made from (after a summary: those it does not stand for)."""
+        self.build = build
+        self.prompt = prompt
+        self.names = names
+        self.extra = 0
+        """Our count of what ``build`` adds besides the prompt and the turns (the summary)."""
         self._retried = False
         self.fit = policy.fit(turns, build, prompt=prompt, names=names, anchor=anchor)
         self.reported_usage: Mapping[str, Any] | None = None
         """The upstream's ``usage`` for this answer, when it sent one (``engine.answer``)."""
+        self.summary: Summary | None = None
+        """The summary sent in place of the oldest turns, if any."""
+        self.made: Summary | None = None
+        """That summary when this turn made it: kept with the turn."""
+        self.made_usage = (0, 0)
+        """The (prompt, completion) tokens of the call that made it."""
+        self._pending: tuple[Conversation, Sequence[str]] | None = None
 
     @property
     def request(self) -> UpstreamRequest:
         return self.fit.request
+
+    @property
+    def pending(self) -> bool:
+        """Whether ``prepare`` has a summary to make or reuse (never when the turn fits)."""
+        return self._pending is not None
+
+    async def prepare(self, upstream: Upstream) -> None:
+        """Once the turn is admitted: under ``summarize``, a turn that leaves turns out is
+        refitted with a summary standing for them (made now, by a model call, or reused)."""
+        pending, self._pending = self._pending, None
+        summarizer = self.policy.summarizer
+        if pending is not None and summarizer is not None:
+            await summarizer(self, pending[0], pending[1], upstream)
+
+    def summarized(
+        self, fit: Fit, turns: Sequence[Turn], build: Build, extra: int, summary: Summary, made: bool
+    ) -> None:
+        """Send ``fit``: ``summary`` (``made`` by this turn, or reused) and then ``turns``."""
+        self.fit = dataclasses.replace(fit, full=self.fit.full, turns=self.fit.turns)
+        self.turns, self.build, self.extra, self.summary = turns, build, extra, summary
+        self.made = summary if made else None
 
     def retry(self, error: UpstreamError) -> UpstreamRequest | None:
         """The request to send instead after ``error``, once; None: let ``error`` stand.
@@ -328,12 +384,12 @@ class TurnContext:
         if self._retried:
             return None
         self._retried = True
-        refitted = self._policy.refit(
-            error, self.fit, self._turns, self._build, prompt=self._prompt, names=self._names
+        refitted = self.policy.refit(
+            error, self.fit, self.turns, self.build, prompt=self.prompt, names=self.names, extra=self.extra
         )
         if refitted is None:
             return None
-        self.fit = refitted
+        self.fit = dataclasses.replace(refitted, full=self.fit.full, turns=self.fit.turns)
         return refitted.request
 
     def usage(self, answer: str) -> tuple[int, int]:
@@ -344,21 +400,27 @@ class TurnContext:
             prompt = self.fit.tokens
         if not isinstance(completion, int):
             model = str(self.fit.request.body.get("model", ""))
-            completion = self._policy.counter.text(self._policy.encoding(model), answer)
+            completion = self.policy.counter.text(self.policy.encoding(model), answer)
         return prompt, completion
 
     def record(self, conv: Conversation, answer: str, question_id: str) -> None:
-        """Into the conversation about to be kept: this answer's usage, what it left out, and
-        (sent whole, with the upstream's count) the anchor later counts start from."""
+        """Into the conversation about to be kept: this answer's usage (and its summary's),
+        what it left out, the summary it made, and (sent whole, with the upstream's count) the
+        anchor later counts start from."""
         prompt, completion = self.usage(answer)
         reported = (self.reported_usage or {}).get("prompt_tokens")
-        if isinstance(reported, int) and not self.fit.dropped and self._prompt == conv.prompt:
-            conv.anchor = (question_id, len(self._turns), reported)
+        whole = not self.fit.dropped and self.summary is None
+        if isinstance(reported, int) and whole and self.prompt == conv.prompt:
+            conv.anchor = (question_id, len(self.turns), reported)
         before = conv.usage or (0, 0)
-        conv.usage = (before[0] + prompt, before[1] + completion)
+        made_prompt, made_completion = self.made_usage
+        conv.usage = (before[0] + prompt + made_prompt, before[1] + completion + made_completion)
         conv.dropped = self.fit.dropped
-        if self._policy.on_usage is not None:
-            self._policy.on_usage(prompt, completion)
+        conv.summarized = 0 if self.summary is None else self.summary.turns
+        if self.made is not None:
+            conv.summaries = {**(conv.summaries or {}), self.made.anchor: self.made}
+        if self.policy.on_usage is not None:
+            self.policy.on_usage(prompt + made_prompt, completion + made_completion)
 
     def headers(self) -> dict[str, str]:
         """``X-Context-Tokens`` (our count of the request sent), ``-Window``, ``-Dropped``."""
@@ -381,15 +443,16 @@ async def turn_context(
     policy, all sent).
 
     A turn that does not fit the default window makes the policy ask the upstream for the
-    model's own window first (``WindowSource``), once per process."""
+    model's own window first (``WindowSource``), once per process. Under ``summarize``, one
+    that still leaves turns out is refitted by ``TurnContext.prepare``."""
     if policy is None:
         return None
     prompt = conv.prompt if options.prompt is None else options.prompt
     names = (conv.human_name, conv.ai_name)
     # The upstream's count of an earlier request holds only for the same prompt.
+    last = asked.id if asked.id in conv.messages else asked.parent_id
     anchor = None
     if options.prompt is None and conv.anchor is not None:
-        last = asked.id if asked.id in conv.messages else asked.parent_id
         anchor = anchor_on(conv, [*path_ids_to(conv, last), *([] if last == asked.id else [asked.id])])
     try:
         fitted = TurnContext(policy, turns, build, prompt, names, anchor)
@@ -400,8 +463,17 @@ async def turn_context(
         if not (fitted.fit.dropped or fitted.fit.tokens < fitted.fit.full):
             return fitted
         if not await policy.learn(str(fitted.request.body.get("model", ""))):
-            return fitted
-    return TurnContext(policy, turns, build, prompt, names, anchor)
+            return _summarizing(policy, fitted, conv, last, asked)
+    return _summarizing(policy, TurnContext(policy, turns, build, prompt, names, anchor), conv, last, asked)
+
+
+def _summarizing(
+    policy: ContextPolicy, fitted: TurnContext, conv: Conversation, last: str | None, asked: Message
+) -> TurnContext:
+    """``fitted``, to be refitted with a summary by ``prepare`` when it leaves turns out."""
+    if policy.summarizer is not None and fitted.fit.dropped:
+        fitted._pending = (conv, [*path_ids_to(conv, last), *([] if last == asked.id else [asked.id])])
+    return fitted
 
 
 def context_info(policy: ContextPolicy, conv: Conversation, models: ModelsConfig) -> dict[str, Any]:
@@ -413,7 +485,7 @@ def context_info(policy: ContextPolicy, conv: Conversation, models: ModelsConfig
         "tokens": tokens,
         "window": window,
         "dropped_turns": conv.dropped,
-        "summarized_turns": 0,
+        "summarized_turns": conv.summarized,
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,

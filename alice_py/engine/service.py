@@ -377,6 +377,8 @@ class ConversationService:
             fitted = await turn_context(self.context_policy, conv, turns, build, options, asked)
             if admit is not None:
                 await admit()
+            if fitted is not None and fitted.pending:
+                await fitted.prepare(self.upstream)  # a summary's model call: after admit
             request = build(turns) if fitted is None else fitted.request
             return Plan(asked, new_question, request, streaming, fitted)
 

@@ -48,6 +48,23 @@ class KeyedTurn:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A model-made summary of the path from the root down to ``anchor`` (the answer that ends
+    its last turn), sent in place of those turns under ``[context] policy = "summarize"``
+    (``engine.summarize``). Not a message: no path goes through it, so the linear routes,
+    ``checkout`` and "n/m" never see it; ``/chatgpt/tree`` lists it under ``summaries``."""
+
+    id: str
+    anchor: str
+    content: str
+    created: float
+    turns: int
+    """The turns it stands for, counted from the root (those of ``previous`` included)."""
+    previous: str | None = None
+    """The summary it was made from (with the turns after it), if any."""
+
+
 @dataclass(slots=True)
 class Conversation:
     id: str
@@ -76,6 +93,11 @@ class Conversation:
     anchor: tuple[str, int, int] | None = None
     """The last request sent whole whose ``usage`` the upstream gave: (its question's id, the
     sentences it held, the upstream's prompt tokens). Later counts start from it."""
+    summaries: dict[str, Summary] | None = None
+    """The summaries made for it, by the id of their ``anchor`` message (at most one each);
+    None until the first, so most conversations carry no dict."""
+    summarized: int = 0
+    """Turns the last answer's request sent as a summary (``[context] policy = "summarize"``)."""
 
     def path(self, leaf: str | None = None) -> list[Message]:
         """The messages from the root down to ``leaf`` (default: the current leaf)."""
@@ -111,6 +133,8 @@ class Conversation:
         copied.messages = dict(self.messages)
         if self.turns_by_key is not None:
             copied.turns_by_key = dict(self.turns_by_key)
+        if self.summaries is not None:
+            copied.summaries = dict(self.summaries)
         return copied
 
     def branch(self, end: str | None, now: float) -> Conversation:
@@ -126,9 +150,15 @@ class Conversation:
             usage=None,
             dropped=0,
             anchor=None,
+            summaries=None,
+            summarized=0,
         )
         for message in self.path(end) if end is not None else ():
             branched.add(message)
+            # A summary of a part of the path stays valid in the branch: it is not made again.
+            summary = (self.summaries or {}).get(message.id)
+            if summary is not None:
+                branched.summaries = {**(branched.summaries or {}), message.id: summary}
         return branched
 
     def newest_leaf_below(self, message_id: str) -> str:
@@ -167,6 +197,17 @@ class Conversation:
                 }
                 for m in self.messages.values()
             ],
+            "summaries": [
+                {
+                    "id": s.id,
+                    "anchor_id": s.anchor,
+                    "content": s.content,
+                    "created": int(s.created),
+                    "turns": s.turns,
+                    "previous_id": s.previous,
+                }
+                for s in (self.summaries or {}).values()
+            ],
         }
 
     def add(self, message: Message) -> None:
@@ -183,6 +224,10 @@ class Conversation:
                 doomed.add(message.id)
         for message_id in doomed:
             del self.messages[message_id]
+        if self.summaries is not None:
+            # A summary of a removed message's path is removed with it (its later ones too:
+            # they are anchored further down).
+            self.summaries = {a: s for a, s in self.summaries.items() if a not in doomed} or None
 
     def to_json(self) -> bytes:
         # Keyed turns are written only when there are some, so most saved conversations stay as they were.
@@ -194,6 +239,12 @@ class Conversation:
             keyed["dropped"] = self.dropped
         if self.anchor is not None:
             keyed["anchor"] = list(self.anchor)
+        if self.summaries:
+            keyed["summaries"] = [
+                [s.id, s.anchor, s.content, s.created, s.turns, s.previous] for s in self.summaries.values()
+            ]
+        if self.summarized:
+            keyed["summarized"] = self.summarized
         return orjson.dumps(
             {
                 "v": FORMAT_VERSION,
@@ -262,6 +313,19 @@ def _decode(raw: dict[str, Any]) -> Conversation:
     if "anchor" in raw:
         question, sent, tokens = raw["anchor"]
         conv.anchor = (_text(question), int(sent), int(tokens))
+    for summary_id, anchor, content, created, turns, previous in raw.get("summaries", ()):
+        if anchor not in conv.messages:
+            raise ValueError(f"summary {summary_id!r} is anchored at an unknown message {anchor!r}")
+        summary = Summary(
+            _text(summary_id),
+            conv.messages[anchor].id,
+            _text(content),
+            float(created),
+            int(turns),
+            None if previous is None else _text(previous),
+        )
+        conv.summaries = {**(conv.summaries or {}), summary.anchor: summary}
+    conv.summarized = int(raw.get("summarized", 0))
     return conv
 
 

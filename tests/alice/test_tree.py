@@ -63,6 +63,7 @@ async def test_an_empty_conversation_has_an_empty_tree(client: Client) -> None:
         "leaf": None,
         "roots": [],
         "messages": [],
+        "summaries": [],
     }
 
 

@@ -34,8 +34,7 @@ def test_context_keys_from_the_file_and_the_environment(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "env", "message"),
     [
-        ('[context]\npolicy = "summarize"\n', {}, "context policy 'summarize' is not available yet"),
-        ('[context]\npolicy = "trim"\n', {}, "context policy must be one of drop_oldest, error"),
+        ('[context]\npolicy = "trim"\n', {}, "context policy must be one of drop_oldest, summarize, error"),
         ('[context]\nwindows = { m = "300" }\n', {}, "[context] windows must be a table of integers"),
         ("[context]\nwindows = { m = 0 }\n", {}, "context windows: m must be more than 0 tokens"),
         ("[context]\ndefault_window = 0\n", {}, "context default_window must be more than 0"),
