@@ -13,7 +13,7 @@ import shortuuid
 from alice_py import ids
 from alice_py.engine.presets import Kind
 from alice_py.engine.service import ConversationService
-from alice_py.engine.tree import Conversation, KeyedTurn, Message
+from alice_py.engine.tree import Conversation, KeyedTurn, Message, Summary
 from tests.engine.conftest import FakeUpstream
 
 
@@ -134,6 +134,7 @@ def test_a_copy_keeps_every_field_and_shares_no_dict() -> None:
         stream=True, created=1.0, last_active=2.0, model="m", leaf="a",
         messages={"a": Message("a", None, "user", "hi", 1.5)},
         turns_by_key={"k": KeyedTurn("f", "x", "a", "answer")}, usage=(3, 4), dropped=1, anchor=("a", 1, 3),
+        summaries={"a": Summary("s", "a", "the story so far", 1.6, 1)}, summarized=1,
     )  # fmt: skip
     defaults = Conversation(id="", kind=Kind.TURBO, prompt="", human_name="", ai_name="", preset="",
                             stream=False, created=0.0, last_active=0.0)  # fmt: skip
@@ -142,3 +143,4 @@ def test_a_copy_keeps_every_field_and_shares_no_dict() -> None:
     copied = conv.copy()
     assert copied == conv
     assert copied.messages is not conv.messages and copied.turns_by_key is not conv.turns_by_key
+    assert copied.summaries is not conv.summaries
