@@ -40,6 +40,7 @@ async def start(
         await repository.save(turn.owner, stored, connection)
         await response_runs.register(connection, turn.id, runs.instance, runs.now())
     queued = dict(turn.response)
+    await runs.events.append(turn.id, turn.head())  # the log exists before anyone follows it
     runs.start(turn.id, turn.background(upstream, release))
     if turn.parsed.stream:
         return lambda: _follow(request, turn.id, -1)

@@ -137,7 +137,6 @@ class Turn:
         runs = self.app[RUNS]
         log_ = runs.events
         try:
-            await log_.append(self.id, self.head())
             async with self.repository.engine.begin() as connection:
                 await self.repository.set_body(
                     connection, self.id, {**self.response, "status": "in_progress"}
