@@ -21,7 +21,7 @@ from alice_py.api.dialects import json_response, resolve_model
 from alice_py.api.openai import read_request
 from alice_py.api.openai_errors import ConversationInUse, OpenAIBadRequest, OpenAINotFound
 from alice_py.api.response_turn import Turn
-from alice_py.api.responses_state import CONVERSATIONS, RESPONSES, owner, responses_ctx
+from alice_py.api.responses_state import CONVERSATIONS, RESPONSES, RUNS, owner, responses_ctx
 from alice_py.db.responses import StoredResponse
 from alice_py.responses.items import chat_messages, new_id
 from alice_py.responses.output import finished, output_from_completion, response_object
@@ -146,6 +146,7 @@ async def delete(request: web.Request) -> web.Response:
     response_id = request.match_info["id"]
     if not await request.app[RESPONSES].delete(owner(request), response_id):
         raise OpenAINotFound(f"No response found with id '{response_id}'.")
+    await request.app[RUNS].cancel(response_id)  # a deleted background response stops being made
     return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
 
 

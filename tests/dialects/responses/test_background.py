@@ -189,3 +189,18 @@ async def test_the_response_of_a_dead_instance_is_marked_failed(
             dead = await client.responses.retrieve(queued.id)
         await alice.stop()
     assert dead.status == "failed" and dead.error is not None and dead.error.code == "server_error"
+
+
+async def test_deleting_it_stops_it(server: TestServer, fake_state: FakeState) -> None:
+    fake_state.delay = 2
+    async with sdk(server) as client:
+        conversation = await client.conversations.create()
+        queued = await client.responses.create(
+            model="gpt-4o-mini", input="doomed", background=True, conversation=conversation.id
+        )
+        await client.responses.delete(queued.id)
+        with pytest.raises(openai.NotFoundError):
+            await client.responses.retrieve(queued.id)
+        fake_state.delay = 0  # the run let go of the conversation: the next response is no 409
+        await client.responses.create(model="gpt-4o-mini", input="next", conversation=conversation.id)
+        assert len((await client.conversations.items.list(conversation.id)).data) == 2
