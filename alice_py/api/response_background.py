@@ -74,7 +74,7 @@ async def resume(request: web.Request, body: dict[str, Any]) -> web.StreamRespon
     if not await request.app[RUNS].events.exists(body["id"]):
         raise OpenAIBadRequest(
             "The events of this response are no longer kept (they are kept for an hour after it "
-            "finished, on the instance that made it): retrieve it without 'stream'.",
+            "finished): retrieve it without 'stream'.",
             param="stream",
         )
     return await _follow(request, body["id"], after)

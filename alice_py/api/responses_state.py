@@ -19,7 +19,7 @@ from alice_py import appkeys
 from alice_py.db.openai_conversations import OpenAIConversationRepository
 from alice_py.db.responses import ResponseRepository
 from alice_py.responses.background import LEASE, BackgroundRuns
-from alice_py.responses.events import MemoryEventLog
+from alice_py.responses.events import EventLog, MemoryEventLog
 from alice_py.web.auth import CLIENT_KEY
 
 RESPONSES: web.AppKey[ResponseRepository] = web.AppKey("responses")
@@ -34,12 +34,22 @@ def owner(request: web.Request) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest() if key else ""
 
 
+def _event_log(app: web.Application) -> EventLog:
+    """Shared by every instance with the Redis store (a stream resumes on any of them);
+    this process's own with the memory store, whose instance is its database's only one."""
+    if app[appkeys.CONFIG].conversations.store != "redis":
+        return MemoryEventLog()
+    from alice_py.responses.redis_events import RedisEventLog  # redis-py: the Redis store's only
+
+    return RedisEventLog(app[appkeys.REDIS])
+
+
 async def responses_ctx(app: web.Application) -> AsyncGenerator[None, None]:
     cfg = app[appkeys.CONFIG]
     engine = app[appkeys.DB_ENGINE]
     app[RESPONSES] = ResponseRepository(engine, cfg.responses.retention_days)
     app[CONVERSATIONS] = OpenAIConversationRepository(engine)
-    runs = BackgroundRuns(engine, MemoryEventLog(), cfg.server.drain_timeout)
+    runs = BackgroundRuns(engine, _event_log(app), cfg.server.drain_timeout)
     # A memory-store instance is its database's only writer (db.writer_lock): every run
     # left in the database is a dead instance's. With a shared store, only stale ones are.
     sole_writer = cfg.conversations.store == "memory"
