@@ -28,6 +28,11 @@ class ConversationList(BaseModel):
     has_more: bool
 
 
+def strict_item(item: ConversationItem) -> ConversationItem:
+    """The item as the SDK's strict validation takes it (what a typed client relies on)."""
+    return ITEM.validate_python(item.model_dump(exclude_unset=True), strict=True)
+
+
 def texts(items: list[ConversationItem]) -> list[str]:
     return [
         part.text
@@ -143,6 +148,8 @@ async def test_a_response_in_a_conversation_uses_and_extends_its_items(
         CHAT_PREFIX + "and again",
     ]
     assert items.data[2].id == first.output[0].id
+    for item in items.data:
+        strict_item(item)
 
 
 async def test_a_failed_response_adds_nothing_to_its_conversation(
@@ -226,3 +233,38 @@ async def test_listing_the_callers_conversations_newest_first(server: TestServer
             options={"params": {"limit": 2, "after": page.last_id}},
         )
         assert [c.id for c in rest.data] == [expected[2].id] and not rest.has_more
+
+
+async def test_a_function_call_round_trip_in_a_conversation(
+    server: TestServer, fake_state: FakeState
+) -> None:
+    weather = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+    async with sdk(server) as client:
+        conversation = await client.conversations.create()
+        asked = await client.responses.create(
+            model="gpt-4o-mini",
+            input="Paris?",
+            tools=[weather],  # type: ignore[list-item]
+            conversation=conversation.id,
+        )
+        [call] = asked.output
+        assert call.type == "function_call"
+        answer = await client.responses.create(
+            model="gpt-4o-mini",
+            input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+            tools=[weather],  # type: ignore[list-item]
+            conversation=conversation.id,
+        )
+        items = await client.conversations.items.list(conversation.id, order="asc")
+    assert answer.output_text == CHAT_PREFIX + "sunny"
+    sent = fake_state.last.body["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == call.call_id
+    assert sent[2] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
+    assert [item.type for item in items.data] == [
+        "message",
+        "function_call",
+        "function_call_output",
+        "message",
+    ]
+    for item in items.data:
+        strict_item(item)
