@@ -23,6 +23,7 @@ from alice_py.api.openai_errors import ConversationInUse, OpenAIBadRequest, Open
 from alice_py.api.response_turn import Turn
 from alice_py.api.responses_state import CONVERSATIONS, RESPONSES, RUNS, owner, responses_ctx
 from alice_py.db.responses import StoredResponse
+from alice_py.responses.hold import Hold
 from alice_py.responses.items import chat_messages, new_id
 from alice_py.responses.output import finished, output_from_completion, response_object
 from alice_py.responses.request import ResponseRequest, chat_body, parse_request
@@ -48,24 +49,20 @@ def _conversation_not_found(conversation: str) -> OpenAIBadRequest:
 
 
 async def _lock(request: web.Request, conversation: str | None) -> Release:
-    """The conversation's lock (the engine's, shared by every instance on a shared store):
-    one response at a time per conversation. A busy conversation of another key is "not
-    found", not "busy": its existence is not told."""
+    """One response at a time per conversation (``responses.hold``). A busy conversation of
+    another key is "not found", not "busy": its existence is not told."""
     if conversation is None:
         return _nothing
-    store = request.app[appkeys.STORE]
-    if not await store.try_lock(conversation):
+    service = request.app[appkeys.SERVICE]
+    hold = await Hold.take(service.store, conversation, service.renew_every)
+    if hold is None:
         if await request.app[CONVERSATIONS].get(owner(request), conversation) is None:
             raise _conversation_not_found(conversation)
         raise ConversationInUse(
             f"Another response is in progress on conversation '{conversation}': "
             "try again when it has finished."
         )
-
-    async def release() -> None:
-        await store.unlock(conversation)
-
-    return release
+    return hold.release
 
 
 async def _history(request: web.Request, parsed: ResponseRequest) -> list[dict[str, Any]]:

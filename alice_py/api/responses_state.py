@@ -41,7 +41,7 @@ def _event_log(app: web.Application) -> EventLog:
         return MemoryEventLog()
     from alice_py.responses.redis_events import RedisEventLog  # redis-py: the Redis store's only
 
-    return RedisEventLog(app[appkeys.REDIS])
+    return RedisEventLog(app[appkeys.REDIS], app[appkeys.CONFIG].conversations.key_prefix)
 
 
 async def responses_ctx(app: web.Application) -> AsyncGenerator[None, None]:

@@ -1,0 +1,89 @@
+"""Two instances on one Redis and one database: conversations, the busy lock and the events of
+a background response are shared; a stream dropped on one resumes on the other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import openai
+import pytest
+from aiohttp.test_utils import TestServer
+from openai.types.responses import ResponseStreamEvent
+
+from alice_py.app import create_app
+from alice_py.fake import CHAT_PREFIX, FakeState, RunningFake
+from tests.dialects.conftest import CLIENT_KEY, make_config
+from tests.dialects.responses.conftest import sdk
+from tests.dialects.responses.test_background import until_status
+
+
+@asynccontextmanager
+async def two_instances(
+    fake: RunningFake, tmp_path: Path, redis_prefix: tuple[str, str]
+) -> AsyncIterator[tuple[openai.AsyncOpenAI, openai.AsyncOpenAI]]:
+    url, prefix = redis_prefix
+    cfg = make_config(
+        fake,
+        tmp_path,
+        auth={"mode": "simple"},
+        openai={"client_keys": (CLIENT_KEY,)},
+        conversations={"store": "redis", "redis_url": url, "key_prefix": prefix, "lock_lease": 1.5},
+    )
+    async with (
+        TestServer(create_app(cfg)) as first,
+        TestServer(create_app(cfg)) as second,
+        sdk(first) as a,
+        sdk(second) as b,
+    ):
+        yield a, b
+
+
+async def test_a_stream_dropped_on_one_instance_resumes_on_the_other(
+    fake: RunningFake, fake_state: FakeState, tmp_path: Path, redis_prefix: tuple[str, str]
+) -> None:
+    fake_state.chunk_delay = 0.03
+    async with two_instances(fake, tmp_path, redis_prefix) as (a, b):
+        seen: list[ResponseStreamEvent] = []
+        stream = await a.responses.create(
+            model="gpt-4o-mini", input="move over", background=True, stream=True
+        )
+        async for event in stream:
+            seen.append(event)
+            if event.type == "response.output_text.delta":
+                break
+        await stream.close()
+        response_id = seen[0].response.id  # type: ignore[union-attr]
+        resumed = await b.responses.retrieve(
+            response_id, stream=True, starting_after=seen[-1].sequence_number
+        )
+        rest = [event async for event in resumed]
+        numbers = [event.sequence_number for event in [*seen, *rest]]
+        assert numbers == list(range(len(numbers)))
+        assert rest[-1].type == "response.completed"
+        assert (await b.responses.retrieve(response_id)).output_text == CHAT_PREFIX + "move over"
+
+
+async def test_conversations_and_their_lock_are_shared(
+    fake: RunningFake, fake_state: FakeState, tmp_path: Path, redis_prefix: tuple[str, str]
+) -> None:
+    async with two_instances(fake, tmp_path, redis_prefix) as (a, b):
+        conversation = await a.conversations.create(
+            items=[{"type": "message", "role": "user", "content": "hi"}]
+        )
+        fake_state.delay = 2.5
+        queued = await a.responses.create(
+            model="gpt-4o-mini", input="slow", background=True, conversation=conversation.id
+        )
+        with pytest.raises(openai.ConflictError):
+            await b.responses.create(model="gpt-4o-mini", input="meanwhile", conversation=conversation.id)
+        await asyncio.sleep(1.8)  # past the 1.5 s lease: the run renews it
+        with pytest.raises(openai.ConflictError):
+            await b.responses.create(model="gpt-4o-mini", input="still busy", conversation=conversation.id)
+        fake_state.delay = 0
+        await until_status(b, queued.id, "completed")
+        await b.responses.create(model="gpt-4o-mini", input="after", conversation=conversation.id)
+        items = await a.conversations.items.list(conversation.id, order="asc")
+    assert len(items.data) == 5
