@@ -10,6 +10,8 @@ stops the run; the response is then ``cancelled``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,13 +27,14 @@ from alice_py.upstream.types import UpstreamRequest
 from alice_py.web.sse import Ending, write_stream
 
 Reply = Callable[[], Awaitable[web.StreamResponse]]
+ACTIVE = ("queued", "in_progress")
+CANCEL_WAIT = 5.0
+"""Seconds a cancel waits for another instance's run to record that it stopped."""
 
 
-async def start(
-    request: web.Request, turn: Turn, upstream: UpstreamRequest, release: Callable[[], Awaitable[None]]
-) -> Reply:
-    """Store the response ``queued`` and start its run, which holds ``release`` from now on;
-    what the client is answered (the queued response, or its events as they come)."""
+async def start(request: web.Request, turn: Turn, upstream: UpstreamRequest) -> Reply:
+    """Store the response ``queued`` and start its run, which holds the turn's conversation
+    from now on; what the client is answered (the queued response, or its events as they come)."""
     turn.response.update(background=True, status="queued")
     runs = request.app[RUNS]
     repository = request.app[RESPONSES]
@@ -41,7 +44,7 @@ async def start(
         await response_runs.register(connection, turn.id, runs.instance, runs.now())
     queued = dict(turn.response)
     await runs.events.append(turn.id, turn.head())  # the log exists before anyone follows it
-    runs.start(turn.id, turn.background(upstream, release))
+    runs.start(turn.id, turn.background(upstream))
     if turn.parsed.stream:
         return lambda: _follow(request, turn.id, -1)
 
@@ -99,7 +102,18 @@ async def cancel(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     """The response once its run has stopped (a finished one as it is: cancelling is idempotent)."""
     if not body.get("background"):
         raise OpenAIBadRequest("Only a background response can be cancelled.", param="response_id")
-    if not await request.app[RUNS].cancel(body["id"]):
-        return body
+    runs = request.app[RUNS]
+    if await runs.cancel(body["id"]):
+        return await _now(request, body)
+    if body.get("status") in ACTIVE and await runs.cancel_elsewhere(body["id"]):
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_WAIT):
+                # Another instance writes the database: nothing here to await on.
+                while (body := await _now(request, body)).get("status") in ACTIVE:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+    return body
+
+
+async def _now(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     stored = await request.app[RESPONSES].get(owner(request), body["id"])
     return body if stored is None else stored.body

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 Batch = list[bytes]
 
 
+async def _nothing() -> None:
+    return None
+
+
 class Turn:
     def __init__(
         self,
@@ -51,6 +55,9 @@ class Turn:
         self.response = response
         self.conversation = conversation
         self.sequence = 0
+        self.release: Callable[[], Awaitable[None]] = _nothing
+        """Lets go of the conversation (idempotent): right after the turn is written, so
+        that a client who saw it finished may start the next one at once."""
 
     @property
     def id(self) -> str:
@@ -71,6 +78,7 @@ class Turn:
             elif self.parsed.store:
                 stored = StoredResponse(body=done, input_items=self.parsed.input_items, history=self.history)
                 await self.repository.save(self.owner, stored, connection)
+        await self.release()
 
     def event(self, event: dict[str, Any]) -> bytes:
         event["sequence_number"] = self.sequence
@@ -131,7 +139,7 @@ class Turn:
 
         return await write_stream(request, next_chunk, close, Ending(lambda: b"", self.failed))
 
-    async def background(self, upstream: UpstreamRequest, release: Callable[[], Awaitable[None]]) -> None:
+    async def background(self, upstream: UpstreamRequest) -> None:
         """The background run: every event into the log; the final state into the database
         (``completed``, ``failed``, or ``cancelled`` by a client, ``failed`` by a shutdown)."""
         runs = self.app[RUNS]
@@ -163,12 +171,13 @@ class Turn:
             await self._end({**self.response, "status": "failed", "error": _BROKEN})
         finally:
             await log_.finish(self.id)
-            await release()
+            await self.release()
 
     async def _end(self, body: dict[str, Any]) -> None:
         async with self.repository.engine.begin() as connection:
             await self.repository.set_body(connection, self.id, body)
             await response_runs.unregister(connection, self.id)
+        await self.release()
 
 
 _BROKEN = {"code": "server_error", "message": "This background response failed inside the service."}

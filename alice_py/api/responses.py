@@ -88,11 +88,13 @@ async def _history(request: web.Request, parsed: ResponseRequest) -> list[dict[s
 async def create(request: web.Request) -> web.StreamResponse:
     parsed = parse_request(await read_request(request))
     release = await _lock(request, parsed.conversation)
+    handed_over = False
     try:
         turn, upstream = await _prepare(request, parsed)
+        turn.release = release  # let go as soon as the turn is written: the next may start
         if parsed.background:
-            reply = await response_background.start(request, turn, upstream, release)
-            release = _nothing  # the background run holds the lock now
+            reply = await response_background.start(request, turn, upstream)
+            handed_over = True  # the background run holds the conversation now
             return await reply()
         if parsed.stream:
             return await turn.stream(request, upstream)
@@ -101,7 +103,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         await turn.save(done)
         return json_response(done)
     finally:
-        await release()
+        if not handed_over:
+            await release()
 
 
 async def _prepare(request: web.Request, parsed: ResponseRequest) -> tuple[Turn, UpstreamRequest]:

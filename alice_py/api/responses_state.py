@@ -8,7 +8,6 @@ background runs are drained first, while the database and the upstream are still
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import math
 from collections.abc import AsyncGenerator
@@ -19,7 +18,7 @@ from alice_py import appkeys
 from alice_py.db.openai_conversations import OpenAIConversationRepository
 from alice_py.db.responses import ResponseRepository
 from alice_py.responses.background import LEASE, BackgroundRuns
-from alice_py.responses.events import EventLog, MemoryEventLog
+from alice_py.responses.events import MemoryEventLog
 from alice_py.web.auth import CLIENT_KEY
 
 RESPONSES: web.AppKey[ResponseRepository] = web.AppKey("responses")
@@ -34,14 +33,21 @@ def owner(request: web.Request) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest() if key else ""
 
 
-def _event_log(app: web.Application) -> EventLog:
-    """Shared by every instance with the Redis store (a stream resumes on any of them);
-    this process's own with the memory store, whose instance is its database's only one."""
-    if app[appkeys.CONFIG].conversations.store != "redis":
-        return MemoryEventLog()
-    from alice_py.responses.redis_events import RedisEventLog  # redis-py: the Redis store's only
+def _runs(app: web.Application) -> BackgroundRuns:
+    """With the Redis store, the event log and the cancels are shared by every instance (a
+    stream resumes, a cancel reaches the run, on any of them); with the memory store they are
+    this process's own, whose instance is its database's only one."""
+    cfg = app[appkeys.CONFIG]
+    engine = app[appkeys.DB_ENGINE]
+    if cfg.conversations.store != "redis":
+        return BackgroundRuns(engine, MemoryEventLog(), cfg.server.drain_timeout)
+    from alice_py.responses.redis_events import RedisCancels, RedisEventLog  # redis-py: the Redis store's
 
-    return RedisEventLog(app[appkeys.REDIS], app[appkeys.CONFIG].conversations.key_prefix)
+    prefix = cfg.conversations.key_prefix
+    events = RedisEventLog(app[appkeys.REDIS], prefix)
+    return BackgroundRuns(
+        engine, events, cfg.server.drain_timeout, remote=RedisCancels(app[appkeys.REDIS], prefix)
+    )
 
 
 async def responses_ctx(app: web.Application) -> AsyncGenerator[None, None]:
@@ -49,17 +55,20 @@ async def responses_ctx(app: web.Application) -> AsyncGenerator[None, None]:
     engine = app[appkeys.DB_ENGINE]
     app[RESPONSES] = ResponseRepository(engine, cfg.responses.retention_days)
     app[CONVERSATIONS] = OpenAIConversationRepository(engine)
-    runs = BackgroundRuns(engine, _event_log(app), cfg.server.drain_timeout)
+    runs = _runs(app)
     # A memory-store instance is its database's only writer (db.writer_lock): every run
     # left in the database is a dead instance's. With a shared store, only stale ones are.
     sole_writer = cfg.conversations.store == "memory"
     await runs.fail_abandoned(math.inf if sole_writer else runs.now() - LEASE)
     app[RUNS] = runs
-    heartbeat = asyncio.create_task(runs.heartbeat(), name="background responses' heartbeat")
+    tasks = [
+        asyncio.create_task(runs.heartbeat(), name="background responses' heartbeat"),
+        asyncio.create_task(runs.listen(), name="background responses' cancels"),
+    ]
     try:
         yield
     finally:
         await runs.close()
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,6 +34,14 @@ ABANDONED = {
 }
 
 
+class RemoteCancels(Protocol):
+    """Cancels between instances (``responses.redis_events.RedisCancels``)."""
+
+    async def publish(self, response_id: str) -> None: ...
+
+    async def listen(self, cancel: Callable[[str], object]) -> None: ...
+
+
 class BackgroundRuns:
     def __init__(
         self,
@@ -41,9 +49,11 @@ class BackgroundRuns:
         events: EventLog,
         drain_timeout: float,
         clock: Callable[[], float] = time.time,
+        remote: RemoteCancels | None = None,
     ) -> None:
         self.engine = engine
         self.events = events
+        self.remote = remote
         self.instance = secrets.token_hex(8)
         self.closing = False
         """Set once the shutdown cancels what is left: a cancelled run then failed, not cancelled."""
@@ -72,6 +82,23 @@ class BackgroundRuns:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait({task})
         return True
+
+    async def cancel_elsewhere(self, response_id: str) -> bool:
+        """Ask the other instances to cancel the run (``False`` with no shared store)."""
+        if self.remote is None:
+            return False
+        await self.remote.publish(response_id)
+        return True
+
+    def _cancel_here(self, response_id: str) -> None:
+        task = self._tasks.get(response_id)
+        if task is not None:
+            task.cancel()
+
+    async def listen(self) -> None:
+        """Cancel the runs other instances are asked to cancel (until cancelled)."""
+        if self.remote is not None:
+            await self.remote.listen(self._cancel_here)
 
     async def fail_abandoned(self, stale_before: float) -> None:
         failed = await response_runs.fail_abandoned(self.engine, stale_before, ABANDONED)

@@ -24,6 +24,7 @@ class Hold:
         self._store = store
         self._id = conversation_id
         self._token = token
+        self._released = False
         self._renewal = (
             None
             if renew_every is None
@@ -50,6 +51,10 @@ class Hold:
                 return
 
     async def release(self) -> None:
+        """Idempotent: the turn lets go once written, its request again when it ends."""
+        if self._released:
+            return
+        self._released = True
         if self._renewal is not None:
             self._renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):

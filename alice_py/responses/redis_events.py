@@ -1,4 +1,5 @@
-"""The event log of background responses in Redis Streams, shared by every instance.
+"""The event log of background responses in Redis Streams, shared by every instance, and
+their cancels (Redis pub/sub): any instance resumes or cancels a response another one makes.
 
 One stream per response, ``<prefix>events:<response id>``. The event numbered ``n`` (its
 ``sequence_number``) is the entry with id ``0-(n+1)``, so "the events after ``N``" is
@@ -11,12 +12,17 @@ Imported only with ``[conversations] store = "redis"`` (redis-py is that store's
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from alice_py.redis_client import REDIS_ERRORS
 from alice_py.responses.events import KEEP_FINISHED
+
+log = logging.getLogger(__name__)
 
 KEEP_UNFINISHED = 86400
 """Seconds a stream lives when no end comes (its instance died)."""
@@ -79,3 +85,36 @@ class RedisEventLog:
                 batch.append(fields[b"data"])
                 last = entry_id.decode()
             yield batch
+
+
+CANCEL_POLL = 1.0
+"""Seconds one wait for a cancel message lasts (below the client's command timeout)."""
+
+
+class RedisCancels:
+    """Cancels across instances: a cancel that reaches an instance not making the response is
+    published on ``<prefix>cancels``; the instance making it cancels its run."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "alice:") -> None:
+        self._client = client
+        self._channel = f"{prefix}cancels"
+
+    async def publish(self, response_id: str) -> None:
+        await self._client.publish(self._channel, response_id)
+
+    async def listen(self, cancel: Callable[[str], object]) -> None:
+        """Until cancelled: ``cancel(response_id)`` for each message; Redis going away is
+        waited out (a cancel sent meanwhile is lost: the client may send it again)."""
+        while True:
+            try:
+                async with self._client.pubsub() as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    while True:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=CANCEL_POLL
+                        )
+                        if message is not None and isinstance(message.get("data"), bytes):
+                            cancel(message["data"].decode())
+            except REDIS_ERRORS:
+                log.warning("cancels from other instances are not heard while Redis is down")
+                await asyncio.sleep(CANCEL_POLL)

@@ -87,3 +87,21 @@ async def test_conversations_and_their_lock_are_shared(
         await b.responses.create(model="gpt-4o-mini", input="after", conversation=conversation.id)
         items = await a.conversations.items.list(conversation.id, order="asc")
     assert len(items.data) == 5
+
+
+async def test_a_cancel_on_one_instance_stops_the_run_on_the_other(
+    fake: RunningFake, fake_state: FakeState, tmp_path: Path, redis_prefix: tuple[str, str]
+) -> None:
+    fake_state.delay = 2
+    async with two_instances(fake, tmp_path, redis_prefix) as (a, b):
+        conversation = await a.conversations.create()
+        queued = await a.responses.create(
+            model="gpt-4o-mini", input="stop me", background=True, conversation=conversation.id
+        )
+        await until_status(a, queued.id, "in_progress")
+        cancelled = await b.responses.cancel(queued.id)
+        assert cancelled.status == "cancelled"
+        assert (await a.responses.retrieve(queued.id)).status == "cancelled"
+        fake_state.delay = 0
+        await b.responses.create(model="gpt-4o-mini", input="free", conversation=conversation.id)
+        assert len((await a.conversations.items.list(conversation.id)).data) == 2
