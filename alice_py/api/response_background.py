@@ -39,11 +39,12 @@ async def start(request: web.Request, turn: Turn, upstream: UpstreamRequest) -> 
     runs = request.app[RUNS]
     repository = request.app[RESPONSES]
     stored = StoredResponse(body=turn.response, input_items=turn.parsed.input_items, history=turn.history)
+    # The log first: it exists before anyone follows it, and a log that fails leaves no row.
+    await runs.events.append(turn.id, turn.head())
     async with repository.engine.begin() as connection:
         await repository.save(turn.owner, stored, connection)
         await response_runs.register(connection, turn.id, runs.instance, runs.now())
     queued = dict(turn.response)
-    await runs.events.append(turn.id, turn.head())  # the log exists before anyone follows it
     runs.start(turn.id, turn.background(upstream))
     if turn.parsed.stream:
         return lambda: _follow(request, turn.id, -1)

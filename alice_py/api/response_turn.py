@@ -9,6 +9,7 @@ A failed or cancelled response writes none of its items.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -141,42 +142,49 @@ class Turn:
 
     async def background(self, upstream: UpstreamRequest) -> None:
         """The background run: every event into the log; the final state into the database
-        (``completed``, ``failed``, or ``cancelled`` by a client, ``failed`` by a shutdown)."""
+        (``completed``, ``failed``, or ``cancelled`` by a client, ``failed`` by a shutdown).
+        Nothing escapes it: what cannot be recorded is logged, and the run's row, no longer
+        renewed, is marked failed by the heartbeat's sweep."""
         runs = self.app[RUNS]
-        log_ = runs.events
         try:
-            async with self.repository.engine.begin() as connection:
-                await self.repository.set_body(
-                    connection, self.id, {**self.response, "status": "in_progress"}
-                )
-            chunks = self.app[appkeys.ROUTER].stream_batches(upstream)
-            try:
-                async for batch in self.events(chunks, []):
-                    await log_.append(self.id, batch)
-            finally:
-                await chunks.aclose()
+            await self._run(upstream)
         except AliceError as error:
             if not isinstance(error, UpstreamError):  # the router logged those already
                 self.app[appkeys.FAILURE_LOG].service_error(error)
-            await log_.append(self.id, [self.failed(error)])
+            with contextlib.suppress(AliceError):  # the log itself may be what failed
+                await runs.events.append(self.id, [self.failed(error)])
             await self._end(self.failed_body(error))
         except asyncio.CancelledError:
-            if runs.closing:
-                await self._end({**self.response, "status": "failed", "error": _STOPPED})
-            else:
-                await self._end({**self.response, "status": "cancelled"})
+            stopped = {"status": "failed", "error": _STOPPED} if runs.closing else {"status": "cancelled"}
+            await self._end({**self.response, **stopped})
             raise
-        except Exception:  # a bug or the database: logged, and the response says it failed
+        except Exception:  # a bug, or the database: logged, and the response says it failed
             log.exception("background response %s failed", self.id)
             await self._end({**self.response, "status": "failed", "error": _BROKEN})
         finally:
-            await log_.finish(self.id)
             await self.release()
+            try:
+                await runs.events.finish(self.id)
+            except AliceError:
+                log.warning("could not end the event log of background response %s", self.id)
+
+    async def _run(self, upstream: UpstreamRequest) -> None:
+        async with self.repository.engine.begin() as connection:
+            await self.repository.set_body(connection, self.id, {**self.response, "status": "in_progress"})
+        chunks = self.app[appkeys.ROUTER].stream_batches(upstream)
+        try:
+            async for batch in self.events(chunks, []):
+                await self.app[RUNS].events.append(self.id, batch)
+        finally:
+            await chunks.aclose()
 
     async def _end(self, body: dict[str, Any]) -> None:
-        async with self.repository.engine.begin() as connection:
-            await self.repository.set_body(connection, self.id, body)
-            await response_runs.unregister(connection, self.id)
+        try:
+            async with self.repository.engine.begin() as connection:
+                await self.repository.set_body(connection, self.id, body)
+                await response_runs.unregister(connection, self.id)
+        except Exception:  # the database is down: the heartbeat's sweep fails it later
+            log.exception("could not record the end of background response %s", self.id)
         await self.release()
 
 

@@ -13,13 +13,15 @@ Imported only with ``[conversations] store = "redis"`` (redis-py is that store's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from alice_py.redis_client import REDIS_ERRORS
+from alice_py.errors import StorageUnavailable
+from alice_py.redis_client import REDIS_DOWN, REDIS_ERRORS
 from alice_py.responses.events import KEEP_FINISHED
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,16 @@ BLOCK_MS = 2000
 """How long one ``XREAD`` waits for new events: below the client's command timeout."""
 BATCH = 1000
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+@contextlib.contextmanager
+def _redis_down() -> Iterator[None]:
+    """Redis failing is the service's ``StorageUnavailable`` (503, or ``response.failed``)."""
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        log.warning("Redis call failed: %s", exc)
+        raise StorageUnavailable(REDIS_DOWN) from None
 
 
 class RedisEventLog:
@@ -47,33 +59,37 @@ class RedisEventLog:
         key = self._key(response_id)
         first = self._next.get(response_id)
         start = 0 if first is None else first
-        async with self._client.pipeline(transaction=True) as pipe:
-            for offset, event in enumerate(events):
-                pipe.xadd(key, {"data": event}, id=f"0-{start + offset + 1}")
-            if first is None:
-                pipe.expire(key, KEEP_UNFINISHED)
-            await pipe.execute()
+        with _redis_down():
+            async with self._client.pipeline(transaction=True) as pipe:
+                for offset, event in enumerate(events):
+                    pipe.xadd(key, {"data": event}, id=f"0-{start + offset + 1}")
+                if first is None:
+                    pipe.expire(key, KEEP_UNFINISHED)
+                await pipe.execute()
         self._next[response_id] = start + len(events)
 
     async def finish(self, response_id: str) -> None:
         key = self._key(response_id)
         end = self._next.pop(response_id, 0)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.xadd(key, {"end": b"1"}, id=f"0-{end + 1}")
-            pipe.expire(key, self._keep)
-            await pipe.execute()
+        with _redis_down():
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.xadd(key, {"end": b"1"}, id=f"0-{end + 1}")
+                pipe.expire(key, self._keep)
+                await pipe.execute()
 
     async def exists(self, response_id: str) -> bool:
-        return bool(await self._client.exists(self._key(response_id)))
+        with _redis_down():
+            return bool(await self._client.exists(self._key(response_id)))
 
     async def follow(self, response_id: str, after: int) -> AsyncGenerator[list[bytes], None]:
         key = self._key(response_id)
         last = f"0-{max(after + 1, 0)}"
         while True:
-            found: Any = await self._client.xread({key: last}, count=BATCH, block=BLOCK_MS)
-            if not found:
-                if not await self._client.exists(key):
+            with _redis_down():
+                found: Any = await self._client.xread({key: last}, count=BATCH, block=BLOCK_MS)
+                if not found and not await self._client.exists(key):
                     return  # expired: its instance died long ago
+            if not found:
                 continue
             batch: list[bytes] = []
             entries: Entries = found[0][1]  # RESP2: [[key, [(id, fields), …]]]
@@ -100,7 +116,8 @@ class RedisCancels:
         self._channel = f"{prefix}cancels"
 
     async def publish(self, response_id: str) -> None:
-        await self._client.publish(self._channel, response_id)
+        with _redis_down():
+            await self._client.publish(self._channel, response_id)
 
     async def listen(self, cancel: Callable[[str], object]) -> None:
         """Until cancelled: ``cancel(response_id)`` for each message; Redis going away is

@@ -18,6 +18,7 @@ from alice_py.fake import CHAT_PREFIX, FakeState, RunningFake
 from tests.dialects.conftest import CLIENT_KEY, make_config
 from tests.dialects.responses.conftest import sdk
 from tests.dialects.responses.test_background import until_status
+from tests.redis_support import OwnRedis
 
 
 @asynccontextmanager
@@ -105,3 +106,27 @@ async def test_a_cancel_on_one_instance_stops_the_run_on_the_other(
         fake_state.delay = 0
         await b.responses.create(model="gpt-4o-mini", input="free", conversation=conversation.id)
         assert len((await a.conversations.items.list(conversation.id)).data) == 2
+
+
+async def test_redis_down_is_a_503_and_it_works_again_when_back(
+    fake: RunningFake, tmp_path: Path, own_redis: OwnRedis
+) -> None:
+    cfg = make_config(
+        fake,
+        tmp_path,
+        auth={"mode": "simple"},
+        openai={"client_keys": (CLIENT_KEY,)},
+        conversations={"store": "redis", "redis_url": own_redis.url},
+    )
+    async with TestServer(create_app(cfg)) as server, sdk(server) as client:
+        done = await client.responses.create(model="gpt-4o-mini", input="before", background=True)
+        await until_status(client, done.id, "completed")
+        own_redis.stop()
+        with pytest.raises(openai.InternalServerError) as caught:
+            await client.responses.create(model="gpt-4o-mini", input="down", background=True)
+        assert caught.value.status_code == 503
+        with pytest.raises(openai.InternalServerError):
+            await client.responses.retrieve(done.id, stream=True)
+        await own_redis.start()
+        again = await client.responses.create(model="gpt-4o-mini", input="back", background=True)
+        assert (await until_status(client, again.id, "completed")).output_text == CHAT_PREFIX + "back"
