@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 from collections.abc import AsyncGenerator
 
@@ -21,6 +22,10 @@ from alice_py.responses.background import LEASE, BackgroundRuns
 from alice_py.responses.events import MemoryEventLog
 from alice_py.web.auth import CLIENT_KEY
 
+log = logging.getLogger(__name__)
+
+STOP_GRACE = 2.0
+"""Seconds the heartbeat and the cancels' listener get to stop at cleanup."""
 RESPONSES: web.AppKey[ResponseRepository] = web.AppKey("responses")
 CONVERSATIONS: web.AppKey[OpenAIConversationRepository] = web.AppKey("openai_conversations")
 RUNS: web.AppKey[BackgroundRuns] = web.AppKey("background_runs")
@@ -71,4 +76,7 @@ async def responses_ctx(app: web.Application) -> AsyncGenerator[None, None]:
         await runs.close()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Bounded: a Redis client closing a dead connection must not hold the shutdown.
+        _, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE)
+        if stuck:
+            log.warning("%d background responses' task(s) did not stop within %gs", len(stuck), STOP_GRACE)

@@ -122,10 +122,14 @@ class RedisCancels:
     async def listen(self, cancel: Callable[[str], object]) -> None:
         """Until cancelled: ``cancel(response_id)`` for each message; Redis going away is
         waited out (a cancel sent meanwhile is lost: the client may send it again)."""
+        down = False
         while True:
             try:
                 async with self._client.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
+                    if down:
+                        log.info("cancels from other instances are heard again")
+                        down = False
                     while True:
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=CANCEL_POLL
@@ -133,5 +137,7 @@ class RedisCancels:
                         if message is not None and isinstance(message.get("data"), bytes):
                             cancel(message["data"].decode())
             except REDIS_ERRORS:
-                log.warning("cancels from other instances are not heard while Redis is down")
+                if not down:
+                    log.warning("cancels from other instances are not heard while Redis is down")
+                    down = True
                 await asyncio.sleep(CANCEL_POLL)
