@@ -23,6 +23,7 @@ from alice_py.api import (
     admin_shares,
     admin_usage,
     alice,
+    conversations,
     health,
     node,
     openai,
@@ -183,6 +184,7 @@ def create_app(cfg: Config) -> web.Application:
     alice.add_routes(app)
     openai.add_routes(app)
     responses.add_routes(app)
+    conversations.add_routes(app)
     node.add_routes(app)
     relay.add_routes(app)
     sendmessage.add_routes(app)

@@ -58,6 +58,10 @@ class OpenAINotFound(NotFound):
     """An unknown (or another client key's) id in a URL path."""
 
 
+class ConversationInUse(ConversationBusy):
+    """A response is already being made on this conversation (409: the SDK's ``ConflictError``)."""
+
+
 class UnknownEndpoint(NotFound):
     """A path (or method) under ``/v1`` that this service does not serve."""
 
@@ -104,6 +108,7 @@ CLASSES: dict[type[AliceError], Callable[[Any], Classified]] = {
     PayloadTooLarge: _as_sent,
     BadRequest: _as_sent,
     NotFound: _as_sent,
+    ConversationInUse: lambda _: (409, INVALID_REQUEST, "conversation_busy"),
     ConversationBusy: _as_sent,
     AliceError: lambda e: (e.status, SERVER_ERROR, None),
 }

@@ -10,43 +10,68 @@ Auth and errors are ``/v1``'s (``api.table``).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncGenerator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from alice_py import appkeys
+from alice_py.api import response_background
 from alice_py.api.dialects import json_response, resolve_model
 from alice_py.api.openai import read_request
-from alice_py.api.openai_errors import OpenAIBadRequest, OpenAINotFound
-from alice_py.db.responses import ResponseRepository, StoredResponse
-from alice_py.errors import AliceError
+from alice_py.api.openai_errors import ConversationInUse, OpenAIBadRequest, OpenAINotFound
+from alice_py.api.response_turn import Turn
+from alice_py.api.responses_state import CONVERSATIONS, RESPONSES, RUNS, owner, responses_ctx
+from alice_py.db.responses import StoredResponse
+from alice_py.responses.hold import Hold
 from alice_py.responses.items import chat_messages, new_id
-from alice_py.responses.output import StreamedOutput, finished, output_from_completion, response_object
+from alice_py.responses.output import finished, output_from_completion, response_object
 from alice_py.responses.request import ResponseRequest, chat_body, parse_request
-from alice_py.upstream.errors import UpstreamRateLimitError
 from alice_py.upstream.types import UpstreamRequest
-from alice_py.web.auth import CLIENT_KEY
-from alice_py.web.errors import client_message
 from alice_py.web.ratelimit import admission
-from alice_py.web.sse import Ending, write_stream
 
 PATH = "/v1/responses"
-RESPONSES: web.AppKey[ResponseRepository] = web.AppKey("responses")
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
+Release = Callable[[], Awaitable[None]]
 
 
-def owner(request: web.Request) -> str:
-    """Who the request is: a digest of its client key (the key itself is never stored).
-    With ``[auth] mode = "none"`` there is no key, and every caller is the same owner."""
-    key = request.get(CLIENT_KEY)
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest() if key else ""
+async def _nothing() -> None:
+    return None
+
+
+def _conversation_not_found(conversation: str) -> OpenAIBadRequest:
+    return OpenAIBadRequest(
+        f"Conversation with id '{conversation}' not found.",
+        param="conversation",
+        code="conversation_not_found",
+    )
+
+
+async def _lock(request: web.Request, conversation: str | None) -> Release:
+    """One response at a time per conversation (``responses.hold``). A busy conversation of
+    another key is "not found", not "busy": its existence is not told."""
+    if conversation is None:
+        return _nothing
+    service = request.app[appkeys.SERVICE]
+    hold = await Hold.take(service.store, conversation, service.renew_every)
+    if hold is None:
+        if await request.app[CONVERSATIONS].get(owner(request), conversation) is None:
+            raise _conversation_not_found(conversation)
+        raise ConversationInUse(
+            f"Another response is in progress on conversation '{conversation}': "
+            "try again when it has finished."
+        )
+    return hold.release
 
 
 async def _history(request: web.Request, parsed: ResponseRequest) -> list[dict[str, Any]]:
+    conversation = parsed.conversation
+    if conversation is not None:
+        items = await request.app[CONVERSATIONS].items(owner(request), conversation)
+        if items is None:
+            raise _conversation_not_found(conversation)
+        return items
     previous = parsed.previous_response_id
     if previous is None:
         return []
@@ -62,94 +87,39 @@ async def _history(request: web.Request, parsed: ResponseRequest) -> list[dict[s
 
 async def create(request: web.Request) -> web.StreamResponse:
     parsed = parse_request(await read_request(request))
+    release = await _lock(request, parsed.conversation)
+    handed_over = False
+    try:
+        turn, upstream = await _prepare(request, parsed)
+        turn.release = release  # let go as soon as the turn is written: the next may start
+        if parsed.background:
+            reply = await response_background.start(request, turn, upstream)
+            handed_over = True  # the background run holds the conversation now
+            return await reply()
+        if parsed.stream:
+            return await turn.stream(request, upstream)
+        completion = await request.app[appkeys.ROUTER].call(upstream)
+        done = finished(turn.response, output_from_completion(completion), completion.get("usage"))
+        await turn.save(done)
+        return json_response(done)
+    finally:
+        if not handed_over:
+            await release()
+
+
+async def _prepare(request: web.Request, parsed: ResponseRequest) -> tuple[Turn, UpstreamRequest]:
     history = await _history(request, parsed)
     models = request.app[appkeys.CONFIG].models
     messages = chat_messages(parsed.instructions, [*history, *parsed.input_items])
     chat = chat_body(parsed, resolve_model(models, parsed.model), messages)
     await admission(request)()
     response = response_object(parsed, new_id("resp"))
-    turn = Turn(request, parsed, history, response)
-    if parsed.stream:
+    if parsed.conversation is not None:
+        response["conversation"] = {"id": parsed.conversation}
+    if parsed.stream or parsed.background:
         chat["stream_options"] = {"include_usage": True}
-        return await turn.stream(UpstreamRequest(endpoint="chat", body=chat))
-    completion = await request.app[appkeys.ROUTER].call(UpstreamRequest(endpoint="chat", body=chat))
-    done = finished(response, output_from_completion(completion), completion.get("usage"))
-    await turn.save(done)
-    return json_response(done)
-
-
-class Turn:
-    """One response being made: saved (with ``store``) only once it completed."""
-
-    def __init__(
-        self,
-        request: web.Request,
-        parsed: ResponseRequest,
-        history: list[dict[str, Any]],
-        response: dict[str, Any],
-    ) -> None:
-        self.request = request
-        self.parsed = parsed
-        self.history = history
-        self.response = response
-        self.sequence = 0
-
-    async def save(self, done: dict[str, Any]) -> None:
-        if self.parsed.store:
-            stored = StoredResponse(body=done, input_items=self.parsed.input_items, history=self.history)
-            await self.request.app[RESPONSES].save(owner(self.request), stored)
-
-    def event(self, event: dict[str, Any]) -> bytes:
-        event["sequence_number"] = self.sequence
-        self.sequence += 1
-        return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
-
-    def failed(self, error: AliceError) -> bytes:
-        """``response.failed``: the error inside the response (a top-level ``error`` makes
-        the SDKs raise instead of yielding the event). Nothing of the turn is stored."""
-        code = "rate_limit_exceeded" if isinstance(error, UpstreamRateLimitError) else "server_error"
-        body = {
-            **self.response,
-            "status": "failed",
-            "error": {"code": code, "message": client_message(error)},
-        }
-        return self.event({"type": "response.failed", "response": body})
-
-    async def _events(
-        self, chunks: AsyncGenerator[list[dict[str, Any]], None]
-    ) -> AsyncGenerator[bytes, None]:
-        output = StreamedOutput()
-        first = await anext(chunks, None)  # before any byte: a failure here is a plain HTTP error
-        head = [
-            self.event({"type": "response.created", "response": self.response}),
-            self.event({"type": "response.in_progress", "response": self.response}),
-        ]
-        batch = first or []
-        while True:
-            events = [event for chunk in batch for event in output.chunk(chunk)]
-            yield b"".join([*head, *(self.event(event) for event in events)])
-            head = []
-            next_batch = await anext(chunks, None)
-            if next_batch is None:
-                break
-            batch = next_batch
-        closing = [self.event(event) for event in output.finish()]
-        done = finished(self.response, output.output, output.usage)
-        await self.save(done)
-        yield b"".join([*closing, self.event({"type": "response.completed", "response": done})])
-
-    async def stream(self, upstream: UpstreamRequest) -> web.StreamResponse:
-        chunks = self.request.app[appkeys.ROUTER].stream(upstream)
-        events = self._events(chunks)
-
-        async def next_chunk() -> bytes | None:
-            return await anext(events, None)
-
-        async def close() -> None:
-            await events.aclose()
-            await chunks.aclose()
-
-        return await write_stream(self.request, next_chunk, close, Ending(lambda: b"", self.failed))
+    turn = Turn(request.app, owner(request), parsed, history, response, parsed.conversation)
+    return turn, UpstreamRequest(endpoint="chat", body=chat)
 
 
 async def _stored(request: web.Request) -> StoredResponse:
@@ -160,19 +130,23 @@ async def _stored(request: web.Request) -> StoredResponse:
     return stored
 
 
-async def retrieve(request: web.Request) -> web.Response:
+async def retrieve(request: web.Request) -> web.StreamResponse:
+    stored = await _stored(request)
     if request.query.get("stream") in ("true", "1"):
-        raise OpenAIBadRequest(
-            "Resuming a stream is for background responses, which this service does not support yet.",
-            param="stream",
-        )
-    return json_response((await _stored(request)).body)
+        return await response_background.resume(request, stored.body)
+    return json_response(stored.body)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    stored = await _stored(request)
+    return json_response(await response_background.cancel(request, stored.body))
 
 
 async def delete(request: web.Request) -> web.Response:
     response_id = request.match_info["id"]
     if not await request.app[RESPONSES].delete(owner(request), response_id):
         raise OpenAINotFound(f"No response found with id '{response_id}'.")
+    await request.app[RUNS].cancel(response_id)  # a deleted background response stops being made
     return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
 
 
@@ -215,15 +189,10 @@ async def input_items(request: web.Request) -> web.Response:
     return json_response(cursor_page(request, (await _stored(request)).input_items))
 
 
-async def responses_ctx(app: web.Application) -> AsyncGenerator[None, None]:
-    """The stored responses, in the service's database (opened by ``database_ctx`` before)."""
-    app[RESPONSES] = ResponseRepository(app[appkeys.DB_ENGINE], app[appkeys.CONFIG].responses.retention_days)
-    yield
-
-
 def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(responses_ctx)
     app.router.add_post(PATH, create)
     app.router.add_get(PATH + "/{id}", retrieve, allow_head=False)
     app.router.add_delete(PATH + "/{id}", delete)
+    app.router.add_post(PATH + "/{id}/cancel", cancel)
     app.router.add_get(PATH + "/{id}/input_items", input_items, allow_head=False)

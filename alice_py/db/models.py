@@ -114,3 +114,41 @@ class UsageRow(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
     answers: Mapped[int] = mapped_column(BigInteger, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class OpenAIConversationRow(Base):
+    """A conversation of OpenAI's Conversations API (``/v1/conversations``): kept until deleted."""
+
+    __tablename__ = "openai_conversations"
+
+    # Creation order, for listing (ties of ``created_at``, whole seconds as OpenAI shows them).
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    # sha256 of the client key that made it: another key must not see it.
+    owner: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    created_at: Mapped[int] = mapped_column(Integer, nullable=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, nullable=False)
+
+
+class OpenAIConversationItemRow(Base):
+    """One item of a conversation, in the order they were added (``seq``)."""
+
+    __tablename__ = "openai_conversation_items"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    id: Mapped[str] = mapped_column(String(64), nullable=False)
+    item: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class ResponseRunRow(Base):
+    """A background response being made: which instance runs it, and when it last said so.
+
+    The row lives while the response runs; one whose ``heartbeat_at`` is stale belongs to an
+    instance that died, and its response is marked failed (``responses.background``)."""
+
+    __tablename__ = "response_runs"
+
+    response_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(64), nullable=False)
+    heartbeat_at: Mapped[float] = mapped_column(Double, nullable=False, index=True)

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alice_py.db._common import Clock
 from alice_py.db.models import ResponseRow
@@ -35,11 +35,23 @@ class StoredResponse:
 
 class ResponseRepository:
     def __init__(self, engine: AsyncEngine, retention_days: float, clock: Clock = time.time) -> None:
+        self.engine = engine
         self._engine = engine
         self._retention = retention_days * DAY
         self._clock = clock
 
-    async def save(self, owner: str, stored: StoredResponse) -> None:
+    async def save(
+        self, owner: str, stored: StoredResponse, connection: AsyncConnection | None = None
+    ) -> None:
+        """Insert the response; in ``connection``'s transaction when given (with what else the
+        turn writes: its conversation's new items), else in a transaction of its own."""
+        if connection is None:
+            async with self._engine.begin() as own:
+                await self._insert(own, owner, stored)
+        else:
+            await self._insert(connection, owner, stored)
+
+    async def _insert(self, connection: AsyncConnection, owner: str, stored: StoredResponse) -> None:
         now = self._clock()
         row = {
             "id": stored.body["id"],
@@ -50,9 +62,13 @@ class ResponseRepository:
             "input_items": stored.input_items,
             "history": stored.history,
         }
-        async with self._engine.begin() as connection:
-            await connection.execute(delete(ResponseRow).where(ResponseRow.expires_at <= now))
-            await connection.execute(insert(ResponseRow), [row])
+        await connection.execute(delete(ResponseRow).where(ResponseRow.expires_at <= now))
+        await connection.execute(insert(ResponseRow), [row])
+
+    @staticmethod
+    async def set_body(connection: AsyncConnection, response_id: str, body: dict[str, Any]) -> None:
+        """A background response's new state (its status, then its output)."""
+        await connection.execute(update(ResponseRow).where(ResponseRow.id == response_id).values(body=body))
 
     async def get(self, owner: str, response_id: str) -> StoredResponse | None:
         """The response, unless it is unknown, expired or another owner's (all alike)."""

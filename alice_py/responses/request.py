@@ -21,10 +21,6 @@ HANDLED = frozenset(
     }
 )  # fmt: skip
 PASSED_ON = ("user", "safety_identifier", "prompt_cache_key")
-NOT_YET = {
-    "background": "background responses are not supported by this service yet",
-    "conversation": "conversations are not supported by this service yet",
-}
 TOOL_CHOICES = ("none", "auto", "required")
 MAX_METADATA = 16
 MAX_METADATA_KEY = 64
@@ -50,9 +46,35 @@ class ResponseRequest:
         return value if isinstance(value, str) else None
 
     @property
+    def conversation(self) -> str | None:
+        return _conversation_id(self.body)
+
+    @property
+    def background(self) -> bool:
+        return self.body.get("background") is True
+
+    @property
     def instructions(self) -> str | None:
         value = self.body.get("instructions")
         return value if isinstance(value, str) else None
+
+
+def _conversation_id(body: dict[str, Any]) -> str | None:
+    """``conversation``: an id, or ``{"id": …}`` as the SDK also sends it."""
+    value = body.get("conversation")
+    if value is None:
+        return None
+    if isinstance(value, dict) and set(value) == {"id"}:
+        value = value["id"]
+    if not isinstance(value, str) or not value:
+        raise bad("'conversation' must be a conversation id or {\"id\": <conversation id>}.", "conversation")
+    if "previous_response_id" in body:
+        raise bad(
+            "'conversation' and 'previous_response_id' cannot be used together: a conversation "
+            "carries its own history.",
+            "conversation",
+        )
+    return value
 
 
 def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
@@ -80,6 +102,9 @@ def _metadata(value: Any) -> None:
                 f"at most {MAX_METADATA_VALUE}.",
                 "metadata",
             )
+
+
+check_metadata = _metadata
 
 
 def _tools(value: Any) -> None:
@@ -124,9 +149,7 @@ def _check(body: dict[str, Any]) -> None:
     for name in body:
         if name not in HANDLED:
             raise bad(f"Unsupported parameter: '{name}' is not supported by this service.", name)
-    for name, reason in NOT_YET.items():
-        if body.get(name):
-            raise bad(f"Unsupported parameter: '{name}': {reason}.", name)
+    _conversation_id(body)
     if body.get("truncation", "disabled") != "disabled":
         raise bad(
             "Unsupported value: 'truncation' must be 'disabled'; "
@@ -159,13 +182,16 @@ def parse_request(raw: dict[str, Any]) -> ResponseRequest:
         raise OpenAIBadRequest(
             "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
         )
-    return ResponseRequest(
+    parsed = ResponseRequest(
         model=model,
         input_items=parse_input(body["input"]),
         body=body,
         store=_bool(body, "store", True),
         stream=_bool(body, "stream", False),
     )
+    if _bool(body, "background", False) and not parsed.store:
+        raise bad("A background response must be stored: 'background' needs 'store' true.", "background")
+    return parsed
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:

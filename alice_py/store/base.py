@@ -100,6 +100,12 @@ class ConversationStore(Protocol):
         ``renew``."""
         ...
 
+    async def try_lock(self, conv_id: str) -> int | None:
+        """The lock alone, for an id that is not a live conversation (an OpenAI conversation,
+        ``responses.hold``): its fencing token, or ``None`` if someone holds it. Never waits.
+        A turn uses ``acquire``; both share one lock per id."""
+        ...
+
     async def renew(self, conv_id: str, token: int) -> bool:
         """Extend the lease; ``False`` if the lock is no longer ``token``'s."""
         ...

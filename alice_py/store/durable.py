@@ -73,6 +73,9 @@ class DurableStore:
             got = await self.live.acquire(conv_id)
         return got
 
+    async def try_lock(self, conv_id: str) -> int | None:
+        return await self.live.try_lock(conv_id)
+
     async def renew(self, conv_id: str, token: int) -> bool:
         return await self.live.renew(conv_id, token)
 

@@ -152,6 +152,13 @@ class MemoryStore:
         self._store(entry.conv)  # a use, as ``touch``
         return Acquired(token, entry.conv, True)
 
+    async def try_lock(self, conv_id: str) -> int | None:
+        if conv_id in self._locks:
+            return None
+        self._tokens += 1
+        token = self._locks[conv_id] = self._tokens
+        return token
+
     async def renew(self, conv_id: str, token: int) -> bool:
         return self._locks.get(conv_id) == token  # held by this process: it never lapses
 

@@ -73,6 +73,7 @@ class RedisStore:
         self._delete = client.register_script(redis_scripts.DELETE)
         self._drain = client.register_script(redis_scripts.DRAIN)
         self._renew = client.register_script(redis_scripts.RENEW)
+        self._lock = client.register_script(redis_scripts.LOCK)
         self._unlock = client.register_script(redis_scripts.UNLOCK)
 
     async def _call(self, call: Awaitable[T]) -> T:
@@ -144,6 +145,12 @@ class RedisStore:
         if found[0] != 2:
             return Acquired(None, None, found[0] == 1)
         return Acquired(int(found[1]), Conversation.from_json(found[2]), True)
+
+    async def try_lock(self, conv_id: str) -> int | None:
+        lease = [int(self.lease * 1000)]
+        keys = [self._lock_key(conv_id), self._prefix + "fence"]  # the counter ACQUIRE draws from
+        token = await self._call(self._batch.script(self._lock, keys, lease))
+        return None if token is None else int(token)
 
     async def renew(self, conv_id: str, token: int) -> bool:
         args: list[Arg] = [str(token), int(self.lease * 1000)]

@@ -134,6 +134,14 @@ redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 return {changed, deleted, evicted}
 """
 
+# KEYS: the lock, the fencing counter; ARGV: lease in ms. A fresh token, or nil if held.
+# A lock alone, for what is not a live conversation (an OpenAI conversation: ``responses.hold``).
+LOCK = """
+local token = redis.call('INCR', KEYS[2])
+if redis.call('SET', KEYS[1], token, 'NX', 'PX', ARGV[1]) then return token end
+return false
+"""
+
 # KEYS: the lock; ARGV: token, lease in ms. 1 if the lease was still ours and is extended.
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end

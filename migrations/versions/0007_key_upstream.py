@@ -4,7 +4,7 @@ Rows stored before this revision keep NULL: they were added to the first upstrea
 they stay there (``KeyRepository.all`` reads NULL as "the first upstream").
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-03
 """
 

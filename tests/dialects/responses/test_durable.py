@@ -39,3 +39,24 @@ async def test_expired_responses_are_gone(fake: RunningFake, tmp_path: Path) -> 
         response = await client.responses.create(model="gpt-4o-mini", input="short-lived")
         with pytest.raises(openai.NotFoundError):
             await client.responses.retrieve(response.id)
+
+
+async def test_a_restart_keeps_conversations_and_their_items(
+    fake: RunningFake, fake_state: FakeState, tmp_path: Path
+) -> None:
+    cfg = make_config(fake, tmp_path, auth={"mode": "simple"}, openai={"client_keys": (CLIENT_KEY,)})
+    async with TestServer(create_app(cfg)) as first, sdk(first) as client:
+        conversation = await client.conversations.create(
+            metadata={"a": "b"}, items=[{"type": "message", "role": "user", "content": "kept"}]
+        )
+        await client.responses.create(model="gpt-4o-mini", input="asked", conversation=conversation.id)
+    async with TestServer(create_app(cfg)) as second, sdk(second) as client:
+        assert (await client.conversations.retrieve(conversation.id)).metadata == {"a": "b"}
+        assert len((await client.conversations.items.list(conversation.id)).data) == 3
+        await client.responses.create(model="gpt-4o-mini", input="after", conversation=conversation.id)
+    assert [m["content"] for m in fake_state.last.body["messages"]] == [
+        "kept",
+        "asked",
+        CHAT_PREFIX + "asked",
+        "after",
+    ]
