@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from alice_py.errors import AliceError
 from alice_py.request_ids import RequestInfo, current
+from alice_py.tasks import running
 from alice_py.upstream.errors import UpstreamError, UpstreamRequestError
 from alice_py.upstream.keypool import NO_KEY_LABEL, mask_key
 
@@ -267,11 +268,8 @@ async def flushing(failures: FailureLog) -> AsyncIterator[None]:
             await asyncio.sleep(failures.interval / 2)
             failures.flush()
 
-    task = asyncio.create_task(tick())
     try:
-        yield
+        async with running(tick(), "failure log"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         failures.flush(everything=True)

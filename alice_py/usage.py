@@ -13,7 +13,6 @@ the database refuses is kept and tried again with the next one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from aiohttp import web
 from alice_py import appkeys
 from alice_py.db.usage import UsageRepository, UsageTotal
 from alice_py.request_ids import current
+from alice_py.tasks import running
 from alice_py.upstream.keypool import mask_key
 
 log = logging.getLogger(__name__)
@@ -136,11 +136,8 @@ async def usage_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(interval)
             await book.flush()
 
-    task = asyncio.get_running_loop().create_task(write_behind())
     try:
-        yield
+        async with running(write_behind(), "usage write-behind"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await book.flush()

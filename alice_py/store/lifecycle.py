@@ -15,7 +15,8 @@ from alice_py import appkeys
 from alice_py.db.health import DatabaseHealth, watch
 from alice_py.db.writer_lock import WriterLock, writer_lock
 from alice_py.store.memory import MemoryStore
-from alice_py.store.saver import stop_task, write_behind
+from alice_py.store.saver import write_behind
+from alice_py.tasks import stop_task
 
 
 async def persistence_ctx(app: web.Application) -> AsyncIterator[None]:

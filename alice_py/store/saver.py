@@ -346,14 +346,3 @@ async def write_behind(
         except Exception:
             # A bug in one round must not end write-behind for the rest of the run.
             log.exception("write-behind round failed")
-
-
-async def stop_task(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait until it has ended (without swallowing our own cancellation)."""
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise

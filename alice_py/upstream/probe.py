@@ -11,13 +11,13 @@ about the rate limit. Probes are not model calls for clients: they are not count
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from alice_py import appkeys
+from alice_py.tasks import running
 from alice_py.upstream.errors import UpstreamError
 from alice_py.upstream.router import Target, UpstreamRouter
 
@@ -59,10 +59,5 @@ async def probe_ctx(app: web.Application) -> AsyncIterator[None]:
     if interval <= 0:
         yield
         return
-    task = asyncio.create_task(probe_forever(app[appkeys.ROUTER], interval))
-    try:
+    async with running(probe_forever(app[appkeys.ROUTER], interval), "key probes"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -17,7 +17,6 @@ warning, and the pools go on with their own state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -28,6 +27,7 @@ import orjson
 from aiohttp import web
 
 from alice_py import appkeys
+from alice_py.tasks import running
 from alice_py.upstream.keypool import KeyPool
 from alice_py.upstream.router import UpstreamRouter
 
@@ -167,11 +167,8 @@ async def shared_keys_ctx(app: web.Application) -> AsyncIterator[None]:
     state = RedisKeyState(client, app[appkeys.CONFIG].conversations.key_prefix)
     state.attach(app[appkeys.ROUTER])
     await state.sync()
-    task = asyncio.create_task(_poll(state))
     try:
-        yield
+        async with running(_poll(state), "shared key state"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await state.close()

@@ -22,7 +22,8 @@ from alice_py.engine.tree import Conversation, Message, Role
 from alice_py.errors import StorageUnavailable
 from alice_py.store.durable import DurableStore
 from alice_py.store.memory import MemoryStore
-from alice_py.store.saver import ConversationSaver, stop_task, write_behind
+from alice_py.store.saver import ConversationSaver, write_behind
+from alice_py.tasks import stop_task
 from tests.support import Clock
 
 TTL = 1800.0
