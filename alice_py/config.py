@@ -489,18 +489,6 @@ def validate(cfg: Config) -> None:
         )
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"port must be between 1 and 65535, got {cfg.server.port}")
-    if cfg.limits.per_minute < 0:
-        raise ConfigError("limits per_minute must be 0 (off) or more")
-    if cfg.database.check_interval <= 0:
-        raise ConfigError("database check_interval must be more than 0 seconds")
-    if cfg.limits.per_client < 0:
-        raise ConfigError("limits per_client must be 0 (off) or more")
-    if cfg.conversations.max_bytes < 0:
-        raise ConfigError("conversations max_bytes must be 0 (no limit) or more")
-    if cfg.conversations.ttl <= 0:
-        raise ConfigError("conversations ttl must be more than 0 seconds")
-    if cfg.server.body_timeout <= 0:
-        raise ConfigError("server body_timeout must be more than 0 seconds")
     for entry in cfg.server.trusted_proxies:
         try:
             ipaddress.ip_network(entry, strict=False)
@@ -508,6 +496,10 @@ def validate(cfg: Config) -> None:
             raise ConfigError(
                 f"server trusted_proxies: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)"
             ) from None
+    for section, key, least, above, what in MINIMUMS:
+        value = getattr(getattr(cfg, section), key)
+        if value < least or (above and value == least):
+            raise ConfigError(f"{section} {key} must be {what}")
     _validate_routing(cfg)
     _validate_context(cfg)
     for name in cfg.node.client_options:
@@ -520,6 +512,22 @@ def validate(cfg: Config) -> None:
 
 
 LOG_FORMATS = ("text", "json")
+MINIMUMS: tuple[tuple[str, str, float, bool, str], ...] = (
+    # section, key, the least value, whether it must be above it, what the message says
+    ("limits", "per_minute", 0, False, "0 (off) or more"),
+    ("limits", "per_client", 0, False, "0 (off) or more"),
+    ("database", "check_interval", 0, True, "more than 0 seconds"),
+    ("conversations", "max_bytes", 0, False, "0 (no limit) or more"),
+    ("conversations", "ttl", 0, True, "more than 0 seconds"),
+    ("server", "body_timeout", 0, True, "more than 0 seconds"),
+    ("routing", "max_attempts", 1, False, "1 or more"),
+    ("routing", "deadline", 0, True, "more than 0 seconds"),
+    ("routing", "wait_for_key", 0, False, "0 (do not wait) or more seconds"),
+    ("keys", "fail_threshold", 1, False, "1 or more"),
+    ("keys", "fail_window", 0, True, "more than 0 seconds"),
+    ("keys", "probe_interval", 0, False, "0 (no probes) or more seconds"),
+)
+"""The numbers with a lower bound, checked alike (``validate``)."""
 
 
 def _validate_routing(cfg: Config) -> None:
@@ -527,18 +535,6 @@ def _validate_routing(cfg: Config) -> None:
         raise ConfigError(
             f"server log_format must be one of {', '.join(LOG_FORMATS)}, got {cfg.server.log_format!r}"
         )
-    if cfg.routing.max_attempts < 1:
-        raise ConfigError("routing max_attempts must be 1 or more")
-    if cfg.routing.deadline <= 0:
-        raise ConfigError("routing deadline must be more than 0 seconds")
-    if cfg.routing.wait_for_key < 0:
-        raise ConfigError("routing wait_for_key must be 0 (do not wait) or more seconds")
-    if cfg.keys.fail_threshold < 1:
-        raise ConfigError("keys fail_threshold must be 1 or more")
-    if cfg.keys.fail_window <= 0:
-        raise ConfigError("keys fail_window must be more than 0 seconds")
-    if cfg.keys.probe_interval < 0:
-        raise ConfigError("keys probe_interval must be 0 (no probes) or more seconds")
     names = [entry.name for entry in cfg.upstreams]
     for entry in cfg.upstreams:
         if names.count(entry.name) > 1:

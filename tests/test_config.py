@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,15 @@ def test_the_redis_store_is_accepted_and_a_lease_past_a_minute_is_refused(tmp_pa
     assert (cfg.conversations.store, cfg.conversations.key_prefix) == ("redis", "a1:")
     with pytest.raises(ConfigError, match="lock_lease must be more than 0 and at most 60 seconds"):
         load(tmp_path, "[conversations]\nlock_lease = 61\n", {}, [])
+
+
+@pytest.mark.parametrize(("section", "key", "least", "above", "what"), config.MINIMUMS)
+def test_every_lower_bound_refuses_below_it_and_names_the_key(
+    tmp_path: Path, section: str, key: str, least: float, above: bool, what: str
+) -> None:
+    refused = least if above else least - 1
+    with pytest.raises(ConfigError, match=re.escape(f"{section} {key} must be {what}")):
+        load(tmp_path, f"[{section}]\n{key} = {refused}\n", {}, [])
+    allowed = least + 1 if above else least
+    cfg = load(tmp_path, f"[{section}]\n{key} = {allowed}\n", {}, [])
+    assert getattr(getattr(cfg, section), key) == allowed
