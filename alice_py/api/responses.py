@@ -24,6 +24,8 @@ from alice_py.api.response_turn import Turn
 from alice_py.api.responses_state import CONVERSATIONS, RESPONSES, RUNS, owner, responses_ctx
 from alice_py.db.response_keys import KeptKey
 from alice_py.db.responses import StoredResponse
+from alice_py.engine.context import ContextPolicy
+from alice_py.responses.fit import fit
 from alice_py.responses.hold import Hold
 from alice_py.responses.items import chat_messages, new_id
 from alice_py.responses.output import finished, output_from_completion, response_object
@@ -136,7 +138,12 @@ async def _prepare(request: web.Request, parsed: ResponseRequest) -> tuple[Turn,
     if parsed.stream or parsed.background:
         chat["stream_options"] = {"include_usage": True}
     turn = Turn(request.app, owner(request), parsed, history, response, parsed.conversation)
-    return turn, UpstreamRequest(endpoint="chat", body=chat)
+    return turn, await fit(_policy(request), parsed.truncation, UpstreamRequest(endpoint="chat", body=chat))
+
+
+def _policy(request: web.Request) -> ContextPolicy:
+    service = request.app[appkeys.SERVICE]
+    return service.context_policy or ContextPolicy(request.app[appkeys.CONFIG].context)
 
 
 async def _stored(request: web.Request) -> StoredResponse:
