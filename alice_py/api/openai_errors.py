@@ -62,6 +62,16 @@ class ConversationInUse(ConversationBusy):
     """A response is already being made on this conversation (409: the SDK's ``ConflictError``)."""
 
 
+class IdempotencyKeyInUse(ConversationBusy):
+    """The first request with this ``Idempotency-Key`` is still being answered (409)."""
+
+
+class IdempotencyKeyReused(AliceError):
+    """The ``Idempotency-Key`` was already used with another request body (422)."""
+
+    status = 422
+
+
 class UnknownEndpoint(NotFound):
     """A path (or method) under ``/v1`` that this service does not serve."""
 
@@ -109,6 +119,8 @@ CLASSES: dict[type[AliceError], Callable[[Any], Classified]] = {
     BadRequest: _as_sent,
     NotFound: _as_sent,
     ConversationInUse: lambda _: (409, INVALID_REQUEST, "conversation_busy"),
+    IdempotencyKeyInUse: lambda _: (409, INVALID_REQUEST, "idempotency_key_in_use"),
+    IdempotencyKeyReused: lambda _: (422, INVALID_REQUEST, "idempotency_key_reused"),
     ConversationBusy: _as_sent,
     AliceError: lambda e: (e.status, SERVER_ERROR, None),
 }

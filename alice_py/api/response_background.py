@@ -44,6 +44,7 @@ async def start(request: web.Request, turn: Turn, upstream: UpstreamRequest) -> 
     async with repository.engine.begin() as connection:
         await repository.save(turn.owner, stored, connection)
         await response_runs.register(connection, turn.id, runs.instance, runs.now())
+        await turn.keep_key(connection, turn.response)  # a repeat follows this response
     queued = dict(turn.response)
     runs.start(turn.id, turn.background(upstream))
     if turn.parsed.stream:

@@ -16,11 +16,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alice_py import appkeys
-from alice_py.api.responses_state import RESPONSES, RUNS
+from alice_py.api.responses_state import RESPONSE_KEYS, RESPONSES, RUNS
 from alice_py.db import response_runs
 from alice_py.db.openai_conversations import append_items, conversation_exists
+from alice_py.db.response_keys import KeptKey
 from alice_py.db.responses import ResponseRepository, StoredResponse
 from alice_py.errors import AliceError
 from alice_py.responses.output import StreamedOutput, finished
@@ -56,6 +58,8 @@ class Turn:
         self.response = response
         self.conversation = conversation
         self.sequence = 0
+        self.key: tuple[str, str] | None = None
+        """``(Idempotency-Key, fingerprint)``: kept with the response (``api.response_keys``)."""
         self.release: Callable[[], Awaitable[None]] = _nothing
         """Lets go of the conversation (idempotent): right after the turn is written, so
         that a client who saw it finished may start the next one at once."""
@@ -79,7 +83,14 @@ class Turn:
             elif self.parsed.store:
                 stored = StoredResponse(body=done, input_items=self.parsed.input_items, history=self.history)
                 await self.repository.save(self.owner, stored, connection)
+            if self.key is not None and not self.response["background"]:  # a background one: at start
+                await self.keep_key(connection, done)
         await self.release()
+
+    async def keep_key(self, connection: AsyncConnection, body: dict[str, Any]) -> None:
+        if self.key is not None:
+            key, fingerprint = self.key
+            await self.app[RESPONSE_KEYS].save(connection, self.owner, key, KeptKey(fingerprint, body))
 
     def event(self, event: dict[str, Any]) -> bytes:
         event["sequence_number"] = self.sequence

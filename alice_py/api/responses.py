@@ -16,13 +16,16 @@ from typing import Any
 from aiohttp import web
 
 from alice_py import appkeys
-from alice_py.api import response_background
+from alice_py.api import response_background, response_keys
 from alice_py.api.dialects import json_response, resolve_model
 from alice_py.api.openai import read_request
 from alice_py.api.openai_errors import ConversationInUse, OpenAIBadRequest, OpenAINotFound
 from alice_py.api.response_turn import Turn
 from alice_py.api.responses_state import CONVERSATIONS, RESPONSES, RUNS, owner, responses_ctx
+from alice_py.db.response_keys import KeptKey
 from alice_py.db.responses import StoredResponse
+from alice_py.engine.context import ContextPolicy
+from alice_py.responses.fit import fit
 from alice_py.responses.hold import Hold
 from alice_py.responses.items import chat_messages, new_id
 from alice_py.responses.output import finished, output_from_completion, response_object
@@ -86,11 +89,27 @@ async def _history(request: web.Request, parsed: ResponseRequest) -> list[dict[s
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    parsed = parse_request(await read_request(request))
+    body = await read_request(request)
+    parsed = parse_request(body)
+    key = await response_keys.claim(request, body)
+    if isinstance(key, KeptKey):
+        return await response_keys.replay(request, key, parsed.stream)
+    try:
+        return await _create(request, parsed, key)
+    finally:
+        if key is not None:
+            await key.release()
+
+
+async def _create(
+    request: web.Request, parsed: ResponseRequest, key: response_keys.Claim | None
+) -> web.StreamResponse:
     release = await _lock(request, parsed.conversation)
     handed_over = False
     try:
         turn, upstream = await _prepare(request, parsed)
+        if key is not None:
+            turn.key = (key.key, key.fingerprint)
         turn.release = release  # let go as soon as the turn is written: the next may start
         if parsed.background:
             reply = await response_background.start(request, turn, upstream)
@@ -119,7 +138,12 @@ async def _prepare(request: web.Request, parsed: ResponseRequest) -> tuple[Turn,
     if parsed.stream or parsed.background:
         chat["stream_options"] = {"include_usage": True}
     turn = Turn(request.app, owner(request), parsed, history, response, parsed.conversation)
-    return turn, UpstreamRequest(endpoint="chat", body=chat)
+    return turn, await fit(_policy(request), parsed.truncation, UpstreamRequest(endpoint="chat", body=chat))
+
+
+def _policy(request: web.Request) -> ContextPolicy:
+    service = request.app[appkeys.SERVICE]
+    return service.context_policy or ContextPolicy(request.app[appkeys.CONFIG].context)
 
 
 async def _stored(request: web.Request) -> StoredResponse:

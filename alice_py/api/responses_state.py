@@ -17,6 +17,7 @@ from aiohttp import web
 
 from alice_py import appkeys
 from alice_py.db.openai_conversations import OpenAIConversationRepository
+from alice_py.db.response_keys import ResponseKeyRepository
 from alice_py.db.responses import ResponseRepository
 from alice_py.responses.background import LEASE, BackgroundRuns
 from alice_py.responses.events import MemoryEventLog
@@ -28,6 +29,7 @@ STOP_GRACE = 2.0
 """Seconds the heartbeat and the cancels' listener get to stop at cleanup."""
 RESPONSES: web.AppKey[ResponseRepository] = web.AppKey("responses")
 CONVERSATIONS: web.AppKey[OpenAIConversationRepository] = web.AppKey("openai_conversations")
+RESPONSE_KEYS: web.AppKey[ResponseKeyRepository] = web.AppKey("response_keys")
 RUNS: web.AppKey[BackgroundRuns] = web.AppKey("background_runs")
 
 
@@ -60,6 +62,7 @@ async def responses_ctx(app: web.Application) -> AsyncGenerator[None, None]:
     engine = app[appkeys.DB_ENGINE]
     app[RESPONSES] = ResponseRepository(engine, cfg.responses.retention_days)
     app[CONVERSATIONS] = OpenAIConversationRepository(engine)
+    app[RESPONSE_KEYS] = ResponseKeyRepository(engine)
     runs = _runs(app)
     # A memory-store instance is its database's only writer (db.writer_lock): every run
     # left in the database is a dead instance's. With a shared store, only stale ones are.

@@ -152,3 +152,18 @@ class ResponseRunRow(Base):
     response_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     instance: Mapped[str] = mapped_column(String(64), nullable=False)
     heartbeat_at: Mapped[float] = mapped_column(Double, nullable=False, index=True)
+
+
+class ResponseKeyRow(Base):
+    """An ``Idempotency-Key`` of ``POST /v1/responses`` and the response it was answered
+    (``db.response_keys``): a repeat of the request is answered this body, not made again."""
+
+    __tablename__ = "response_keys"
+
+    # sha256 of the client key: keys belong to their client key.
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # sha256 of the request body (canonical JSON): the same key with another body is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Double, nullable=False, index=True)

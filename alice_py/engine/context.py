@@ -112,6 +112,12 @@ class ContextPolicy:
         self.summarizer = summarizer if config.policy == "summarize" else None
         """Makes and reuses the summaries of ``policy = "summarize"``; None for the other policies."""
 
+    def with_policy(self, policy: str) -> ContextPolicy:
+        """This policy's windows, counter and usage with another policy (``truncation`` of
+        the Responses API picks its own: ``disabled`` is ``error``, ``auto`` is ``drop_oldest``)."""
+        config = dataclasses.replace(self.config, policy=policy)
+        return ContextPolicy(config, self.counter, self._reported, self.on_usage)
+
     def window(self, model: str) -> int:
         """``[context] windows`` for the model, else the upstream's figure, else the default."""
         configured = self.config.windows.get(model)

@@ -54,6 +54,10 @@ class ResponseRequest:
         return self.body.get("background") is True
 
     @property
+    def truncation(self) -> str:
+        return str(self.body.get("truncation", "disabled"))
+
+    @property
     def instructions(self) -> str | None:
         value = self.body.get("instructions")
         return value if isinstance(value, str) else None
@@ -150,12 +154,8 @@ def _check(body: dict[str, Any]) -> None:
         if name not in HANDLED:
             raise bad(f"Unsupported parameter: '{name}' is not supported by this service.", name)
     _conversation_id(body)
-    if body.get("truncation", "disabled") != "disabled":
-        raise bad(
-            "Unsupported value: 'truncation' must be 'disabled'; "
-            "'auto' is not supported by this service yet.",
-            "truncation",
-        )
+    if body.get("truncation", "disabled") not in ("disabled", "auto"):
+        raise bad("Invalid value: 'truncation' must be 'disabled' or 'auto'.", "truncation")
     for name in ("instructions", "previous_response_id", *PASSED_ON):
         if name in body and not isinstance(body[name], str):
             raise bad(f"'{name}' must be a string.", name)

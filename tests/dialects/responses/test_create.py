@@ -140,7 +140,7 @@ async def test_unsupported_fields_are_refused_naming_them(server: TestServer) ->
                 {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
                 "input[0].content[0].type",
             ),
-            ({"truncation": "auto"}, "truncation"),
+            ({"truncation": "middle"}, "truncation"),
             ({"background": True, "store": False}, "background"),
             ({"conversation": "conv_x", "previous_response_id": "resp_x"}, "conversation"),
             ({"reasoning": {"effort": "low"}}, "reasoning"),
