@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from alice_py import appkeys
@@ -141,6 +142,21 @@ async def _prepare(request: web.Request, parsed: ResponseRequest) -> tuple[Turn,
     return turn, await fit(_policy(request), parsed.truncation, UpstreamRequest(endpoint="chat", body=chat))
 
 
+async def input_tokens(request: web.Request) -> web.Response:
+    """``POST /v1/responses/input_tokens``: what ``create`` with this body would send, counted
+    with the context policy's tokenizer (per-message overhead included) — no model call."""
+    parsed = parse_request(await read_request(request))
+    history = await _history(request, parsed)
+    model = resolve_model(request.app[appkeys.CONFIG].models, parsed.model)
+    chat = chat_body(parsed, model, chat_messages(parsed.instructions, [*history, *parsed.input_items]))
+    policy = _policy(request)
+    encoding = policy.encoding(model)
+    count = policy.counter.messages(encoding, chat["messages"])
+    if chat.get("tools"):  # the tools' schemas are sent too (as JSON, as a model reads them)
+        count += policy.counter.text(encoding, orjson.dumps(chat["tools"]).decode())
+    return json_response({"object": "response.input_tokens", "input_tokens": count})
+
+
 def _policy(request: web.Request) -> ContextPolicy:
     service = request.app[appkeys.SERVICE]
     return service.context_policy or ContextPolicy(request.app[appkeys.CONFIG].context)
@@ -216,6 +232,7 @@ async def input_items(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(responses_ctx)
     app.router.add_post(PATH, create)
+    app.router.add_post(PATH + "/input_tokens", input_tokens)
     app.router.add_get(PATH + "/{id}", retrieve, allow_head=False)
     app.router.add_delete(PATH + "/{id}", delete)
     app.router.add_post(PATH + "/{id}/cancel", cancel)
