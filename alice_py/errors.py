@@ -6,6 +6,9 @@ a body. ``message`` is always safe to show a user: it never holds a secret.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 
 class AliceError(Exception):
     """Base of every error a user may see. ``status`` is the correct HTTP status;
@@ -93,3 +96,16 @@ class StorageUnavailable(AliceError):
 
     status = 503
     compat_status = 500
+
+
+E = TypeVar("E", bound=BaseException)
+V = TypeVar("V")
+
+
+def by_class(table: Mapping[type[E], V], error: E) -> V:
+    """The entry of the nearest class of ``error`` along its MRO (a table's root class, such as
+    ``AliceError``, catches the rest)."""
+    for cls in type(error).__mro__:
+        if cls in table:
+            return table[cls]
+    raise LookupError(f"no entry for {type(error).__name__}")

@@ -271,17 +271,21 @@ async def admin_page(request: web.Request) -> web.Response:
     )
     return html_response(page, no_store=True)
 
-async def _dashboard_form(request: web.Request) -> tuple[Form, Session] | web.Response:
+async def _dashboard_form(
+    request: web.Request, *, login_to: str | None = None
+) -> tuple[Form, Session] | web.Response:
     """A form posted from the dashboard with its session, or the answer that refuses it: the
-    page is off, or the CSRF token is wrong. A broken body is a 400 before the session is read."""
+    page is off, or the CSRF token is wrong, or (``login_to``: what the form does) nobody is
+    logged in. A broken body is a 400 before the session is read."""
     if not _enabled(request):
         return _off(request)
     form = await read_form(request)
     session = await get_session(request)
     if not _csrf_ok(form, session):
         return _login_form(request, session, "The form expired. Please try again.", 403)
+    if login_to is not None and not _logged_in(request, session):
+        return _login_form(request, session, f"Log in to {login_to}.", 401)
     return form, session
-
 
 
 async def login(request: web.Request) -> web.Response:
@@ -325,12 +329,10 @@ async def logout(request: web.Request) -> web.Response:
 
 async def revoke_share(request: web.Request) -> web.Response:
     """The dashboard's revoke button: the share's link answers 404 from now on."""
-    checked = await _dashboard_form(request)
+    checked = await _dashboard_form(request, login_to="revoke shares")
     if isinstance(checked, web.Response):
         return checked
-    form, session = checked
-    if not _logged_in(request, session):
-        return _login_form(request, session, "Log in to revoke shares.", 401)
+    form, _ = checked
     share_id = form.get("id")
     if isinstance(share_id, str) and share_id and await request.app[appkeys.SHARES].delete(share_id):
         log.info("admin revoked share %s (admin page)", share_id)
@@ -339,12 +341,10 @@ async def revoke_share(request: web.Request) -> web.Response:
 
 async def test_key_now(request: web.Request) -> web.Response:
     """A key's "test now" button: one ``GET /models`` with it now; the page then says how it went."""
-    checked = await _dashboard_form(request)
+    checked = await _dashboard_form(request, login_to="test keys")
     if isinstance(checked, web.Response):
         return checked
     form, session = checked
-    if not _logged_in(request, session):
-        return _login_form(request, session, "Log in to test keys.", 401)
     upstream, key = form.get("upstream"), form.get("key")
     if isinstance(upstream, str) and isinstance(key, str):
         session["notice"] = await test_now(request.app[appkeys.ROUTER], upstream, key)

@@ -27,6 +27,7 @@ from alice_py.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    by_class,
 )
 from alice_py.upstream.errors import (
     InvalidKeyError,
@@ -38,7 +39,7 @@ from alice_py.upstream.errors import (
     UpstreamServerError,
     UpstreamTimeoutError,
 )
-from alice_py.web.errors import by_class, client_message, retry_after_seconds
+from alice_py.web.errors import client_message, retry_after_seconds
 
 INVALID_REQUEST = "invalid_request_error"
 SERVER_ERROR = "server_error"

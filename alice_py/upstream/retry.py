@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 
+from alice_py.errors import by_class
 from alice_py.upstream.errors import (
     InvalidKeyError,
     QuotaExceededError,
@@ -35,26 +36,23 @@ class Next(enum.Enum):
     OTHER_UPSTREAM = "other upstream"
 
 
+RULES: dict[type[UpstreamError], tuple[Next, str]] = {
+    # error class: what the router does next, the ``outcome`` label of the metrics
+    InvalidKeyError: (Next.OTHER_KEY, "invalid_key"),
+    QuotaExceededError: (Next.OTHER_KEY, "quota"),
+    UpstreamRateLimitError: (Next.OTHER_KEY, "rate_limited"),
+    UpstreamServerError: (Next.OTHER_UPSTREAM, "server_error"),
+    UpstreamTimeoutError: (Next.OTHER_UPSTREAM, "timeout"),
+    UpstreamConnectionError: (Next.OTHER_UPSTREAM, "connection"),
+    UpstreamError: (Next.STOP, "bad_request"),
+}
+"""Looked up along the error's MRO (``errors.by_class``), as the dialects map their errors."""
+
+
 def should_retry(error: UpstreamError) -> Next:
-    if isinstance(error, InvalidKeyError | QuotaExceededError | UpstreamRateLimitError):
-        return Next.OTHER_KEY
-    if isinstance(error, UpstreamServerError | UpstreamTimeoutError | UpstreamConnectionError):
-        return Next.OTHER_UPSTREAM
-    return Next.STOP
+    return by_class(RULES, error)[0]
 
 
 def outcome(error: UpstreamError) -> str:
     """The ``outcome`` label of ``alice_upstream_calls_total`` for a failed call."""
-    if isinstance(error, InvalidKeyError):
-        return "invalid_key"
-    if isinstance(error, QuotaExceededError):
-        return "quota"
-    if isinstance(error, UpstreamRateLimitError):
-        return "rate_limited"
-    if isinstance(error, UpstreamServerError):
-        return "server_error"
-    if isinstance(error, UpstreamTimeoutError):
-        return "timeout"
-    if isinstance(error, UpstreamConnectionError):
-        return "connection"
-    return "bad_request"
+    return by_class(RULES, error)[1]

@@ -11,8 +11,7 @@ writes ``client_message(error)``: an error whose details stay in the log (an ups
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -37,17 +36,6 @@ class InternalError(AliceError):
         super().__init__(INTERNAL_ERROR)
 
 
-E = TypeVar("E", bound=BaseException)
-V = TypeVar("V")
-
-
-def by_class(table: Mapping[type[E], V], error: E) -> V:
-    """The entry of the nearest class of ``error`` along its MRO (a table's root class, such as
-    ``AliceError``, catches the rest)."""
-    for cls in type(error).__mro__:
-        if cls in table:
-            return table[cls]
-    raise LookupError(f"no entry for {type(error).__name__}")
 
 
 def client_message(error: AliceError) -> str:
