@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 HEADER = "X-Request-Id"
@@ -24,7 +25,7 @@ HEADER = "X-Request-Id"
 class RequestInfo:
     """The request being handled, as its failure log lines name it."""
 
-    __slots__ = ("client", "client_gone", "id", "key", "method", "path", "started", "tokens", "upstream")
+    __slots__ = ("_client", "client_gone", "id", "identify", "key", "method", "path", "started", "tokens", "upstream")
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
         self.id = request_id
@@ -35,13 +36,26 @@ class RequestInfo:
         """The upstream key of the latest model call, set by the router (never shown unmasked)."""
         self.upstream: str | None = None
         """The name of the upstream of the latest model call (``X-Upstream``), set by the router."""
-        self.client: str | None = None
-        """Who asked, as the per-client rate limit counts clients (set at the model call's
-        admission: ``web.ratelimit``), for the usage totals (``alice_py.usage``)."""
+        self._client: str | None = None
+        self.identify: Callable[[], str] | None = None
+        """Works out ``client`` when it is first asked for (set at the model call's admission)."""
         self.tokens: int | None = None
         """Tokens the upstream counted for the call that served (its ``usage``), set by the router."""
         self.client_gone = False
         """Set once the client's leaving is logged, so that it is logged once."""
+
+    @property
+    def client(self) -> str | None:
+        """Who asked, as the per-client rate limit counts clients (known at the model call's
+        admission: ``web.ratelimit``), for the usage totals (``alice_py.usage``). Worked out on
+        first use: most requests (one-off answers without a per-client limit) never ask."""
+        if self._client is None and self.identify is not None:
+            self._client = self.identify()
+        return self._client
+
+    @client.setter
+    def client(self, identity: str) -> None:
+        self._client = identity
 
     @property
     def route(self) -> str:
@@ -71,9 +85,9 @@ class RequestIds:
         return info
 
 
-def current() -> RequestInfo | None:
-    """The request being handled, or None outside a request."""
-    return _CURRENT.get()
+current: Callable[[], RequestInfo | None] = _CURRENT.get
+"""The request being handled, or None outside a request. (The ContextVar's own ``get``: a
+Python function around it would be one more frame, several times per request.)"""
 
 
 def current_id() -> str | None:

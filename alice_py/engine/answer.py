@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from alice_py.upstream.client import chunk_text, response_text
 from alice_py.upstream.errors import UpstreamError
-from alice_py.upstream.text import answer_text, piece_batches
+from alice_py.upstream.text import piece_batches
 from alice_py.upstream.types import Upstream, UpstreamRequest
 
 if TYPE_CHECKING:
@@ -103,9 +103,9 @@ def _batches(upstream: Upstream, result: _Result) -> AsyncIterator[list[str]]:
 
 async def _response_text(upstream: Upstream, result: _Result) -> str:
     """The whole answer's text; a conversation's turn keeps the response's ``usage`` too."""
-    if result.context is None:
-        text: str = await _call(upstream, result, lambda sent: answer_text(upstream, sent))
-        return text
+    if result.context is None:  # a one-off answer: no history to refit, so no retry for length
+        sent = _sent(result)
+        return response_text(sent.endpoint, await upstream.call(sent))
     response = await _call(upstream, result, upstream.call)
     reported = response.get("usage")
     if isinstance(reported, dict):
@@ -153,13 +153,17 @@ async def _call(
     return await send(_sent(result))
 
 
+_NO_TURN = contextlib.nullcontext()
+"""What a one-off answer holds (nothing): one shared instance, nullcontext keeps no state."""
+
+
 async def _run(
     upstream: Upstream,
     streaming: bool,
     turn: Held | None,
     result: _Result,
 ) -> AsyncGenerator[list[str], None]:
-    hold: Any = contextlib.nullcontext() if turn is None else turn
+    hold: Any = _NO_TURN if turn is None else turn
     async with hold:
         if turn is not None:
             result.request, result.context, streaming = turn.request, turn.context, turn.streaming

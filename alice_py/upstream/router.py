@@ -208,7 +208,8 @@ class UpstreamRouter:
         """A call that succeeded: counted for the key, in ``/metrics`` and in the request's usage
         (its access log line)."""
         target.pool.report_success(key, tokens)
-        self._count(target, key, "ok")
+        if self.metrics is not None:
+            self.metrics.upstream_call(target.name, key, "ok")
         info = current()
         if info is not None:
             info.tokens = tokens

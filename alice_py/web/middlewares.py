@@ -17,7 +17,8 @@ request pays for each layer, see docs/performance.md)::
 - auth: the route's guard (``web.auth``).
 - ``CorsHeaders`` adds ``Access-Control-*`` to every response as it is prepared,
   which is the only moment that also works for streamed answers (SSE, NDJSON)
-  and for the 404/405 answers aiohttp makes itself.
+  and for the 404/405 answers aiohttp makes itself. It is one of ``ResponseHooks``, the
+  app's single ``on_response_prepare`` handler (``web.observe`` adds the metrics' count).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -127,6 +128,22 @@ def preflight(request: web.Request) -> web.Response:
     )
 
 
+PrepareHook = Callable[[web.Request, web.StreamResponse], None]
+
+
+class ResponseHooks(list[PrepareHook]):
+    """The app's one ``on_response_prepare`` handler: plain functions run in turn as each
+    response is prepared (CORS here, the metrics' count in ``web.observe``). Each handler of
+    aiohttp's signal is a coroutine made and awaited per response; these are calls."""
+
+    async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
+        for hook in self:
+            hook(request, response)
+
+
+RESPONSE_HOOKS: web.AppKey[ResponseHooks] = web.AppKey("response_hooks", ResponseHooks)
+
+
 class CorsHeaders:
     """``on_response_prepare`` hook: the CORS headers for the configured origins.
 
@@ -148,7 +165,7 @@ class CorsHeaders:
         )
         self._credentialed = credentialed
 
-    async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
+    def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
         if "Access-Control-Allow-Origin" in headers:
             return  # a dialect decided on its own
@@ -185,4 +202,6 @@ def install(app: web.Application, dialects: Iterable[Dialect]) -> None:
     app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute, cfg.limits.per_client)
     app.cleanup_ctx.append(shared_state_ctx)  # on Redis: the shared ones, once it is open
     app.middlewares.append(api_middleware)
-    app.on_response_prepare.append(CorsHeaders(cfg.server.cors_origins, table.credentialed_paths()))
+    hooks = app[RESPONSE_HOOKS] = ResponseHooks()
+    app.on_response_prepare.append(hooks)
+    hooks.append(CorsHeaders(cfg.server.cors_origins, table.credentialed_paths()))

@@ -17,6 +17,7 @@ from aiohttp import web
 from alice_py import appkeys
 from alice_py.metrics import CONTENT_TYPE, Metrics
 from alice_py.request_ids import current
+from alice_py.web.middlewares import RESPONSE_HOOKS
 
 PATH = "/metrics"
 UPSTREAM_HEADER = "X-Upstream"
@@ -24,16 +25,17 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
 
 class _OnPrepare:
-    """``on_response_prepare``: ``X-Upstream``, and the request counted (dialect, status, time
-    since it began). One signal instead of a middleware: a middleware layer costs more per
-    request than the counting itself. A stream is timed to its start (its headers)."""
+    """Run as each response is prepared (one of ``web.middlewares.ResponseHooks``):
+    ``X-Upstream``, and the request counted (dialect, status, time since it began). A hook, not
+    a middleware: a middleware layer costs more per request than the counting itself. A stream
+    is timed to its start (its headers)."""
 
     __slots__ = ("_metrics",)
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
+    def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
         info = current()
         if info is None:
             self._metrics.request(request.path, response.status, 0.0)
@@ -68,6 +70,6 @@ async def _router_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def install(app: web.Application) -> None:
     metrics = app[METRICS] = Metrics()
-    app.on_response_prepare.append(_OnPrepare(metrics))
+    app[RESPONSE_HOOKS].append(_OnPrepare(metrics))
     app.router.add_get(PATH, metrics_handler, allow_head=False)
     app.cleanup_ctx.append(_router_ctx)

@@ -127,9 +127,12 @@ def admission(request: web.Request, *, model_call: bool = True) -> Admit:
     limiter = request.app[appkeys.RATE_LIMITER]
     info = current()
     # The identity (a digest per call) is worked out where a per-client limit needs it, and for
-    # a model call's usage totals (alice_py.usage): whose tokens these are.
-    per_client = request.app[appkeys.CONFIG].limits.per_client
-    identity = client_identity(request) if per_client or (model_call and info is not None) else ""
+    # a model call's usage totals (alice_py.usage: whose tokens these are) when they ask.
+    if request.app[appkeys.CONFIG].limits.per_client:
+        identity = client_identity(request)
+        if info is not None and model_call:
+            info.client = identity
+        return functools.partial(limiter.acquire, identity, model_call=model_call)
     if info is not None and model_call:
-        info.client = identity
-    return functools.partial(limiter.acquire, identity if per_client else "", model_call=model_call)
+        info.identify = functools.partial(client_identity, request)
+    return functools.partial(limiter.acquire, "", model_call=model_call)
