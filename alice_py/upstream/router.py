@@ -196,14 +196,6 @@ class UpstreamRouter:
 
     # ---- attempts -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _using(target: Target, key: str) -> None:
-        """The request's upstream and key, for its log lines and ``X-Upstream``."""
-        info = current()
-        if info is not None:
-            info.key = key
-            info.upstream = target.name
-
     def _served(self, target: Target, key: str, tokens: int) -> None:
         """A call that succeeded: counted for the key, in ``/metrics`` and in the request's usage
         (its access log line)."""
@@ -236,7 +228,10 @@ class UpstreamRouter:
                 pick = await self._wait_for_key(targets, tried, ends, last)
             target, key = pick
             attempts += 1
-            self._using(target, key)
+            info = current()  # the request's upstream and key, for its log lines and X-Upstream
+            if info is not None:
+                info.key = key
+                info.upstream = target.name
             try:
                 result = await send(target, key)
             except UpstreamError as exc:
