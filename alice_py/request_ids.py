@@ -25,7 +25,9 @@ HEADER = "X-Request-Id"
 class RequestInfo:
     """The request being handled, as its failure log lines name it."""
 
-    __slots__ = ("_client", "client_gone", "id", "identify", "key", "method", "path", "started", "tokens", "upstream")
+    __slots__ = (
+        "_client", "client_gone", "id", "identify", "key", "method", "path", "started", "tokens", "upstream",
+    )
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
         self.id = request_id
