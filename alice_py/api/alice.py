@@ -83,7 +83,8 @@ async def respond(request: web.Request, answer: Answer) -> web.StreamResponse:
         return await stream_answer(request, answer)
     async with answer:
         response = text(await answer.collect())
-    response.headers.update(context_headers(answer))
+    if headers := context_headers(answer):  # none for one-off answers
+        response.headers.update(headers)
     return response
 
 

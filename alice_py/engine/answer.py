@@ -153,6 +153,15 @@ async def _call(
     return await send(_sent(result))
 
 
+async def _nothing() -> AsyncGenerator[list[str], None]:
+    return
+    yield  # an async generator that ends at once
+
+
+_ENDED = _nothing()
+"""The generator of a one-off answer once it is complete or closed: nothing more comes.
+(Shared: an ended async generator keeps no state; ``aclose`` on it does nothing.)"""
+
 _NO_TURN = contextlib.nullcontext()
 """What a one-off answer holds (nothing): one shared instance, nullcontext keeps no state."""
 
@@ -214,6 +223,7 @@ class Answer:
         "_result",
         "_streaming",
         "_turn",
+        "_upstream",
         "conversation_id",
     )
 
@@ -240,9 +250,15 @@ class Answer:
         self._result = _Result(keep_response, request)
         self._pending: deque[str] = deque()
         """Pieces of the latest batch not yet handed out one by one (``__anext__``)."""
+        self._upstream = upstream
         # The generator gets no reference to ``self``: without a cycle, an answer dropped
         # half-read is finalized (and its lock released) at once, not at the next gc run.
-        self._gen = _run(upstream, streaming, turn, self._result)
+        # A one-off whole answer (no turn to hold, nothing streamed, no response kept) needs
+        # none: ``collect`` makes its one call, and the generator is made only if the answer
+        # is iterated instead (docs/performance.md: it is most of what a one-off answer costs).
+        self._gen: AsyncGenerator[list[str], None] | None = None
+        if turn is not None or streaming or keep_response:
+            self._gen = _run(upstream, streaming, turn, self._result)
 
     @property
     def parent_id(self) -> str | None:
@@ -294,15 +310,23 @@ class Answer:
         Nothing is sent upstream before the first piece is asked for. Call it once,
         before handing the answer out.
         """
-        await self._gen.__anext__()
+        if self._gen is not None:
+            await self._gen.__anext__()
         return self
+
+    async def _begin(self) -> AsyncGenerator[list[str], None]:
+        """The generator of a one-off whole answer iterated rather than collected."""
+        gen = self._gen = _run(self._upstream, False, None, self._result)
+        await gen.__anext__()  # its first, empty step (nothing to enter)
+        return gen
 
     def __aiter__(self) -> Answer:
         return self
 
     async def __anext__(self) -> str:
         while not self._pending:
-            self._pending.extend(await self._gen.__anext__())
+            gen = self._gen or await self._begin()
+            self._pending.extend(await gen.__anext__())
         return self._pending.popleft()
 
     async def next_batch(self) -> list[str] | None:
@@ -313,17 +337,25 @@ class Answer:
             self._pending.clear()
             return batch
         try:
-            return await self._gen.__anext__()
+            gen = self._gen or await self._begin()
+            return await gen.__anext__()
         except StopAsyncIteration:
             return None
 
     async def aclose(self) -> None:
         """Stop here: nothing is committed unless the answer had already completed."""
-        await self._gen.aclose()
+        if self._gen is None:
+            self._gen = _ENDED  # a one-off answer closed before its call: it never makes it
+        else:
+            await self._gen.aclose()
 
     async def collect(self) -> str:
         """Read the answer to its end (committing the turn) and return it, newline-trimmed."""
         self._pending.clear()
+        if self._gen is None:  # a one-off whole answer: its one call, no generator
+            self._gen = _ENDED  # made once, whatever it ends in
+            text = self._result.text = trim_answer(await _response_text(self._upstream, self._result))
+            return text
         async for _ in self._gen:
             pass
         if self._result.text is None:

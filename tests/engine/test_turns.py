@@ -241,3 +241,29 @@ async def test_finishing_during_an_answer_does_not_bring_the_conversation_back(
     assert await answer.collect() == "late answer"
     assert await store.get(conv_id) is None
     assert not await store.is_locked(conv_id)
+
+
+async def test_a_one_off_whole_answer_is_one_call_however_it_is_read(
+    service: ConversationService, upstream: FakeUpstream
+) -> None:
+    upstream.say("\nThe answer\n")
+    collected = await service.one_off(Kind.TURBO, question="Q", stream=False)
+    assert upstream.requests == []  # nothing is sent before the answer is read
+    assert await collected.collect() == "The answer"
+    assert await collected.collect() == "The answer"  # read again: no second call
+    assert len(upstream.requests) == 1
+    upstream.say("Piece by piece")
+    iterated = await service.one_off(Kind.TURBO, question="Q", stream=False)
+    assert [piece async for piece in iterated] == ["Piece by piece"]
+    assert iterated.text == "Piece by piece"
+    assert [kind for kind, _ in upstream.requests] == ["call", "call"]
+
+
+async def test_a_one_off_answer_closed_before_it_is_read_makes_no_call(
+    service: ConversationService, upstream: FakeUpstream
+) -> None:
+    answer = await service.one_off(Kind.TURBO, question="Q", stream=False)
+    await answer.aclose()
+    with pytest.raises(RuntimeError, match="closed before it completed"):
+        await answer.collect()
+    assert upstream.requests == []
