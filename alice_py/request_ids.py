@@ -20,13 +20,16 @@ from collections.abc import Callable
 from contextvars import ContextVar
 
 HEADER = "X-Request-Id"
+UPSTREAM_HEADER = "X-Upstream"
+"""The name (never the key) of the upstream that answered."""
 
 
 class RequestInfo:
     """The request being handled, as its failure log lines name it."""
 
     __slots__ = (
-        "_client", "client_gone", "id", "identify", "key", "method", "path", "started", "tokens", "upstream",
+        "_client", "answered", "client_gone", "id", "identify", "key", "method", "path", "started", "tokens",
+        "upstream",
     )
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
@@ -34,6 +37,8 @@ class RequestInfo:
         self.method = method
         self.path = path
         self.started = time.monotonic()
+        self.answered: float | None = None
+        """When a stream's headers were made (``web.sse``): the request is timed to its start."""
         self.key: str | None = None
         """The upstream key of the latest model call, set by the router (never shown unmasked)."""
         self.upstream: str | None = None

@@ -1,7 +1,7 @@
 """The request pipeline shared by every dialect: errors, CORS, auth.
 
 ``install(app)`` puts it in place (called once by ``create_app``). One middleware,
-``api_middleware``, runs three steps in this order (one layer, not three: every
+``ApiMiddleware``, runs three steps in this order (one layer, not three: every
 request pays for each layer, see docs/performance.md)::
 
     errors  ─►  preflight  ─►  auth  ─►  handler (a model call counts when it is made: web.ratelimit)
@@ -18,7 +18,9 @@ request pays for each layer, see docs/performance.md)::
 - ``CorsHeaders`` adds ``Access-Control-*`` to every response as it is prepared,
   which is the only moment that also works for streamed answers (SSE, NDJSON)
   and for the 404/405 answers aiohttp makes itself. It is one of ``ResponseHooks``, the
-  app's single ``on_response_prepare`` handler (``web.observe`` adds the metrics' count).
+  app's single ``on_response_prepare`` handler.
+- The middleware ends each answer's accounting: ``X-Request-Id``, ``X-Upstream`` and the
+  metrics' count (``web.observe`` sets ``count``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from aiohttp import web
@@ -34,7 +37,7 @@ from aiohttp.typedefs import Handler
 from alice_py import appkeys
 from alice_py.errors import AliceError, BadRequest, PayloadTooLarge
 from alice_py.failure_log import FailureLog, flushing
-from alice_py.request_ids import HEADER, RequestIds
+from alice_py.request_ids import HEADER, UPSTREAM_HEADER, RequestIds
 from alice_py.web.auth import check_credentials
 from alice_py.web.body import BodyTimedOut, answer_and_close
 from alice_py.web.dialects import Dialect, DialectTable
@@ -65,45 +68,78 @@ ANY_ORIGIN = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Head
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-@web.middleware
-async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    info = request.app[appkeys.REQUEST_IDS].begin(request.method, request.path)
-    try:
-        missing = isinstance(request.match_info.http_exception, web.HTTPNotFound)
-        if request.method == "OPTIONS" and not missing:
-            response: web.StreamResponse = preflight(request)
+Count = Callable[[str, int, float], None]
+"""Counts an answered request: its path, status and seconds to its headers (``web.observe``)."""
+
+
+def _uncounted(path: str, status: int, seconds: float) -> None:
+    pass
+
+
+class ApiMiddleware:
+    """The pipeline's one middleware (the module's docstring). It also ends each answer's
+    accounting, which costs least here, where the request's info is at hand: ``X-Request-Id``
+    and ``X-Upstream`` on the answer, and ``count`` (the metrics) with its status and time. A
+    stream (``web.sse``) sends its headers before this returns: it sets them itself and notes
+    when it started, and is timed to that moment."""
+
+    __middleware_version__ = 1  # aiohttp's mark of a new-style middleware
+    __slots__ = ("count", "ids")
+
+    def __init__(self, ids: RequestIds) -> None:
+        self.ids = ids
+        self.count: Count = _uncounted
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        info = self.ids.begin(request.method, request.path)
+        try:
+            missing = isinstance(request.match_info.http_exception, web.HTTPNotFound)
+            if request.method == "OPTIONS" and not missing:
+                response: web.StreamResponse = preflight(request)
+            else:
+                await check_credentials(request)
+                response = await handler(request)
+        except BodyTimedOut as exc:
+            response = render_error(request, exc)
+            response.headers[HEADER] = info.id
+            self.count(info.path, response.status, time.monotonic() - info.started)
+            return await answer_and_close(request, response)
+        except AliceError as exc:
+            request.app[appkeys.FAILURE_LOG].service_error(exc)
+            response = render_error(request, exc)
+        except web.HTTPRequestEntityTooLarge:
+            limit = request.app[appkeys.CONFIG].server.max_body
+            response = render_error(
+                request, PayloadTooLarge(f"Request body too large: at most {limit} bytes are accepted")
+            )
+        except web.HTTPException as exc:  # aiohttp's own (404, 405, redirects) pass through
+            exc.headers[HEADER] = info.id
+            self.count(info.path, exc.status, time.monotonic() - info.started)
+            raise
+        except ConnectionResetError:
+            # The client went away while its body was being read: nobody will read this answer.
+            request.app[appkeys.FAILURE_LOG].client_gone()
+            response = render_error(request, BadRequest("The connection was lost while reading the request"))
+        except asyncio.CancelledError:
+            # handler_cancellation: the client went away (its transport is gone), or shutdown cancels.
+            request.app[appkeys.FAILURE_LOG].client_gone(transport_closed=request.transport is None)
+            raise
+        except Exception:
+            log.exception("unexpected error in %s (request id %s)", info.route, info.id)
+            response = render_error(request, InternalError())
+        if response.prepared:  # a stream: its headers are gone (web.sse set ours)
+            ended = info.answered or time.monotonic()
         else:
-            await check_credentials(request)
-            response = await handler(request)
-    except BodyTimedOut as exc:
-        response = render_error(request, exc)
-        response.headers[HEADER] = info.id
-        return await answer_and_close(request, response)
-    except AliceError as exc:
-        request.app[appkeys.FAILURE_LOG].service_error(exc)
-        response = render_error(request, exc)
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[appkeys.CONFIG].server.max_body
-        response = render_error(
-            request, PayloadTooLarge(f"Request body too large: at most {limit} bytes are accepted")
-        )
-    except web.HTTPException as exc:
-        exc.headers[HEADER] = info.id
-        raise
-    except ConnectionResetError:
-        # The client went away while its body was being read: nobody will read this answer.
-        request.app[appkeys.FAILURE_LOG].client_gone()
-        response = render_error(request, BadRequest("The connection was lost while reading the request"))
-    except asyncio.CancelledError:
-        # handler_cancellation: the client went away (its transport is gone), or shutdown cancels.
-        request.app[appkeys.FAILURE_LOG].client_gone(transport_closed=request.transport is None)
-        raise
-    except Exception:
-        log.exception("unexpected error in %s (request id %s)", info.route, info.id)
-        response = render_error(request, InternalError())
-    if not response.prepared:  # a stream (web.sse.AnswerStream) sent its id with its headers
-        response.headers[HEADER] = info.id
-    return response
+            headers = response.headers
+            headers[HEADER] = info.id
+            if info.upstream is not None:
+                headers[UPSTREAM_HEADER] = info.upstream
+            ended = time.monotonic()
+        self.count(info.path, response.status, ended - info.started)
+        return response
+
+
+PIPELINE: web.AppKey[ApiMiddleware] = web.AppKey("pipeline", ApiMiddleware)
 
 
 def _allow_headers(request: web.Request) -> str:
@@ -201,7 +237,7 @@ def install(app: web.Application, dialects: Iterable[Dialect]) -> None:
     app[appkeys.REPLAY_GUARD] = memory_replay_guard(cfg)
     app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute, cfg.limits.per_client)
     app.cleanup_ctx.append(shared_state_ctx)  # on Redis: the shared ones, once it is open
-    app.middlewares.append(api_middleware)
+    app.middlewares.append(app.setdefault(PIPELINE, ApiMiddleware(app[appkeys.REQUEST_IDS])))
     hooks = app[RESPONSE_HOOKS] = ResponseHooks()
     app.on_response_prepare.append(hooks)
     hooks.append(CorsHeaders(cfg.server.cors_origins, table.credentialed_paths()))

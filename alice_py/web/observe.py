@@ -1,5 +1,6 @@
-"""What the service lets one see of its work: ``GET /metrics``, the per-request counts behind
-it, and the ``X-Upstream`` header (the name of the upstream that answered, never the key).
+"""What the service lets one see of its work: ``GET /metrics`` and the per-request counts
+behind it (counted as ``web.middlewares.ApiMiddleware`` ends each answer, which also sets the
+``X-Upstream`` header: the name of the upstream that answered, never the key).
 
 ``install(app)`` is its one call site (``create_app``). ``/metrics`` answers without client
 credentials, like ``/healthz`` (Prometheus scrapers send none), unless ``[metrics] token``
@@ -9,40 +10,16 @@ is set: then it wants ``Authorization: Bearer <token>``, compared in constant ti
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from alice_py import appkeys
 from alice_py.metrics import CONTENT_TYPE, Metrics
-from alice_py.request_ids import current
-from alice_py.web.middlewares import RESPONSE_HOOKS
+from alice_py.web.middlewares import PIPELINE
 
 PATH = "/metrics"
-UPSTREAM_HEADER = "X-Upstream"
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
-
-
-class _OnPrepare:
-    """Run as each response is prepared (one of ``web.middlewares.ResponseHooks``):
-    ``X-Upstream``, and the request counted (dialect, status, time since it began). A hook, not
-    a middleware: a middleware layer costs more per request than the counting itself. A stream
-    is timed to its start (its headers)."""
-
-    __slots__ = ("_metrics",)
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
-        info = current()
-        if info is None:
-            self._metrics.request(request.path, response.status, 0.0)
-            return
-        if info.upstream is not None:
-            response.headers[UPSTREAM_HEADER] = info.upstream
-        self._metrics.request(request.path, response.status, time.monotonic() - info.started)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -70,6 +47,8 @@ async def _router_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def install(app: web.Application) -> None:
     metrics = app[METRICS] = Metrics()
-    app[RESPONSE_HOOKS].append(_OnPrepare(metrics))
+    # Counted where the pipeline ends each answer (its middleware has the request's info at
+    # hand): cheaper than a hook of its own as each response is prepared.
+    app[PIPELINE].count = metrics.request
     app.router.add_get(PATH, metrics_handler, allow_head=False)
     app.cleanup_ctx.append(_router_ctx)

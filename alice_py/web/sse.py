@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,7 +31,7 @@ from aiohttp import web
 from alice_py import appkeys
 from alice_py.errors import AliceError
 from alice_py.failure_log import FailureLog
-from alice_py.request_ids import HEADER, current_id
+from alice_py.request_ids import HEADER, UPSTREAM_HEADER, current, current_id
 from alice_py.web.context_headers import context_headers
 from alice_py.web.errors import InternalError, client_message
 
@@ -62,9 +63,12 @@ class AnswerStream(web.StreamResponse):
 
     def __init__(self, *, headers: Mapping[str, str]) -> None:
         super().__init__(headers=headers)
-        request_id = current_id()
-        if request_id is not None:
-            self.headers[HEADER] = request_id  # the middleware cannot: these go out before it returns
+        info = current()
+        if info is not None:  # the middleware cannot: these go out before it returns
+            self.headers[HEADER] = info.id
+            if info.upstream is not None:
+                self.headers[UPSTREAM_HEADER] = info.upstream
+            info.answered = time.monotonic()
 
 
 NextChunk = Callable[[], Awaitable["bytes | None"]]
