@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -157,9 +156,7 @@ async def test_guessing_is_stopped_and_counts_with_the_admin_api(make_client: Ma
     assert "Key pool" in await log_in(client)
 
 
-async def test_a_session_outlives_a_restart_and_a_new_password_ends_it(
-    make_client: MakeClient, tmp_path: Path
-) -> None:
+async def test_a_session_outlives_a_restart_and_a_new_password_ends_it(make_client: MakeClient) -> None:
     """The logged-in sessions and the generated cookie secret are kept in the database, so
     a restart on it keeps them; the password's tag in the cookie ends them when it changes."""
     first = await make_client(admin=ADMIN)
