@@ -7,8 +7,8 @@ text format. Its own ``Counter``/``Histogram`` children take a ``threading.Lock`
 every increment: on W1 they were most of the metrics' cost, which was ~3 % of the CPU.
 
 One registry per app (not the library's global one), so that two apps in one process (the
-tests) never mix their counts, and each ``--workers`` process counts its own requests
-(as with any multi-process server, Prometheus scrapes each or sums them behind a balancer).
+tests) never mix their counts. With ``--workers N`` the counts are the whole service's:
+``metrics_workers.WorkerMetrics`` keeps them in files that every worker reads when scraped.
 """
 
 from __future__ import annotations
@@ -34,8 +34,16 @@ DIALECTS = (
 )
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 KEY_STATES = ("active", "cooling", "disabled")
+REQUESTS_HELP = "Requests answered, by API dialect and status."
+CALLS_HELP = "Model calls made for clients (probes not counted), by upstream, masked key and outcome."
+DURATION_HELP = "Time from a request to its answer's headers (a stream: its start)."
+FIRST_BYTE_HELP = "Time from a model call's start (failover included) to its answer or first stream chunk."
+OPEN_STREAMS_HELP = "Answers being streamed now."
 PATHS_REMEMBERED = 4096
 """Paths whose dialect is remembered (ids in paths make them unbounded: past this, worked out)."""
+
+
+Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
 
 
 def dialect_of(path: str) -> str:
@@ -78,8 +86,17 @@ class Metrics(Collector):
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
-    def request(self, path: str, status: int, seconds: float) -> None:
+    def dialect(self, path: str) -> str:
+        """``dialect_of(path)``, remembered for the paths seen most."""
         dialect = self._dialects.get(path)
+        if dialect is None:
+            dialect = dialect_of(path)
+            if len(self._dialects) < PATHS_REMEMBERED:
+                self._dialects[path] = dialect
+        return dialect
+
+    def request(self, path: str, status: int, seconds: float) -> None:
+        dialect = self._dialects.get(path)  # self.dialect(path), inlined: this runs for every request
         if dialect is None:
             dialect = dialect_of(path)
             if len(self._dialects) < PATHS_REMEMBERED:
@@ -114,31 +131,34 @@ class Metrics(Collector):
         self._keys = counts
         return generate_latest(self.registry)
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+    def collect(self) -> Iterator[Family]:
+        yield from self.counted()
+        yield GaugeMetricFamily("alice_open_streams", OPEN_STREAMS_HELP, value=self.open_streams)
+        yield from self.state()
+
+    def counted(self) -> Iterator[Family]:
+        """What this process counted (``WorkerMetrics``: every worker's, from their files)."""
         requests = CounterMetricFamily(
-            "alice_requests", "Requests answered, by API dialect and status.", labels=["dialect", "status"]
+            "alice_requests", REQUESTS_HELP, labels=["dialect", "status"]
         )
         for (dialect, status), count in sorted(self._requests.items()):
             requests.add_metric([dialect, str(status)], count)
         yield requests
         calls = CounterMetricFamily(
             "alice_upstream_calls",
-            "Model calls made for clients (probes not counted), by upstream, masked key and outcome.",
+            CALLS_HELP,
             labels=["upstream", "key", "outcome"],
         )
         for (upstream, key, outcome), count in sorted(self._calls.items()):
             calls.add_metric([upstream, mask_key(key) if key else NO_KEY_LABEL, outcome], count)
         yield calls
-        yield self._duration.family(
-            "alice_request_duration_seconds",
-            "Time from a request to its answer's headers (a stream: its start).",
-        )
-        yield self._first_byte.family(
-            "alice_upstream_first_byte_seconds",
-            "Time from a model call's start (failover included) to its answer or first stream chunk.",
-        )
+        yield self._duration.family("alice_request_duration_seconds", DURATION_HELP)
+        yield self._first_byte.family("alice_upstream_first_byte_seconds", FIRST_BYTE_HELP)
+
+    def state(self) -> Iterator[Family]:
+        """The gauges of what is now, set by ``render`` (with ``--workers``, the scraped worker's
+        view, which is the service's: the conversations and the key pool are shared in Redis)."""
         yield GaugeMetricFamily("alice_live_conversations", "Live conversations.", value=self._live)
-        yield GaugeMetricFamily("alice_open_streams", "Answers being streamed now.", value=self.open_streams)
         keys = GaugeMetricFamily("alice_keys", "Upstream keys by state.", labels=["upstream", "state"])
         for (upstream, state), count in self._keys.items():
             keys.add_metric([upstream, state], count)

@@ -28,6 +28,11 @@ holds the read end of a pipe whose write end only the supervisor holds: if the
 supervisor is killed outright, the pipe ends and the workers stop gracefully by
 themselves rather than serving on unsupervised.
 
+The counts behind ``/metrics`` are the whole service's (``metrics_workers``): the
+supervisor makes a fresh directory for them (``PROMETHEUS_MULTIPROC_DIR``, inherited by
+the workers), tells the library when a worker is gone (``mark_process_dead``), and
+removes the directory when it stops.
+
 Only the Redis store can be shared by several processes: ``config.validate`` refuses
 ``workers > 1`` with the memory store.
 """
@@ -37,12 +42,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+
+from prometheus_client.multiprocess import mark_process_dead
+
+from alice_py.metrics_workers import DIRECTORY_ENV
 
 log = logging.getLogger("alice_py")
 
@@ -74,9 +85,14 @@ class Supervisor:
         self._stopping = False
         self._quick_deaths = 0
         self._status = 0
+        self._metrics_dir = ""
 
     def run(self) -> int:
         previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
+        # Fresh for each run: counts of an earlier service (or another one) must not be summed in.
+        self._metrics_dir = tempfile.mkdtemp(prefix="alice-py-metrics-")
+        outer = os.environ.get(DIRECTORY_ENV)
+        os.environ[DIRECTORY_ENV] = self._metrics_dir
         try:
             for number in range(1, self._count + 1):
                 self._spawn(number)
@@ -86,6 +102,11 @@ class Supervisor:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            if outer is None:
+                os.environ.pop(DIRECTORY_ENV, None)
+            else:
+                os.environ[DIRECTORY_ENV] = outer
         log.info("all workers stopped")
         return self._status
 
@@ -134,6 +155,8 @@ class Supervisor:
         if worker is None:
             return
         os.close(worker.pipe)
+        # Its open streams are no more (the library leaves this one untyped).
+        mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]
         code = os.waitstatus_to_exitcode(status)
         if self._stopping:
             if code not in (0, -signal.SIGTERM):

@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Double, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Double,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Fixed constraint names keep migrations and models comparable on every backend.
@@ -167,3 +178,26 @@ class ResponseKeyRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
     body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     expires_at: Mapped[float] = mapped_column(Double, nullable=False, index=True)
+
+
+class AdminSessionRow(Base):
+    """A logged-in admin page session (``db.admin_sessions``), shared by every process and
+    instance on this database: a login on one is a login on all, a logout revokes on all."""
+
+    __tablename__ = "admin_sessions"
+
+    # sha256 of the session id: someone who reads the database cannot take over a session.
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Seconds since the epoch (a wall clock: every process agrees on it).
+    expires_at: Mapped[float] = mapped_column(Double, nullable=False, index=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+
+class ServiceSecretRow(Base):
+    """A secret the service generated once for all its processes (the admin cookie's key):
+    the first process to start writes it, every other one reads the same."""
+
+    __tablename__ = "service_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64), nullable=False)

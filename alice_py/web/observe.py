@@ -16,6 +16,7 @@ from aiohttp import web
 
 from alice_py import appkeys
 from alice_py.metrics import CONTENT_TYPE, Metrics
+from alice_py.metrics_workers import WorkerMetrics, worker_metrics_dir
 from alice_py.web.middlewares import PIPELINE
 
 PATH = "/metrics"
@@ -45,8 +46,17 @@ async def _router_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+def _metrics_for(app: web.Application) -> Metrics:
+    """A ``--workers`` process counts in its supervisor's directory, so a scrape of any worker
+    is the service's; a single process keeps plain numbers (nothing written per request)."""
+    directory = worker_metrics_dir()
+    if app[appkeys.CONFIG].server.workers > 1 and directory is not None:
+        return WorkerMetrics(directory)
+    return Metrics()
+
+
 def install(app: web.Application) -> None:
-    metrics = app[METRICS] = Metrics()
+    metrics = app[METRICS] = _metrics_for(app)
     # Counted where the pipeline ends each answer (its middleware has the request's info at
     # hand): cheaper than a hook of its own as each response is prepared.
     app[PIPELINE].count = metrics.request

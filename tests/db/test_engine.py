@@ -39,7 +39,7 @@ def test_upgrade_from_synchronous_code_like_the_cli(tmp_path: Path) -> None:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         version = db.execute("SELECT version_num FROM alembic_version").fetchone()
     assert {"shares", "conversations", "upstream_keys"} <= tables
-    assert version == ("0009",)
+    assert version == ("0010",)
 
 
 async def test_plain_urls_get_the_async_driver(tmp_path: Path) -> None:

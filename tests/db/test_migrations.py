@@ -40,8 +40,10 @@ async def test_upgrade_creates_the_tables(engine: AsyncEngine) -> None:
         "openai_conversation_items",
         "response_runs",
         "response_keys",
+        "admin_sessions",
+        "service_secrets",
     }
-    assert await current_revision(engine) == "0009"
+    assert await current_revision(engine) == "0010"
 
 
 async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
@@ -52,7 +54,7 @@ async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
 async def test_upgrade_twice_changes_nothing(db_url: str, engine: AsyncEngine) -> None:
     await ShareRepository(engine).put("abcd1234", "p", ["q"])
     await upgrade(db_url)
-    assert await current_revision(engine) == "0009"
+    assert await current_revision(engine) == "0010"
     assert await ShareRepository(engine).get("abcd1234") == Share("abcd1234", "p", ("q",))
 
 
@@ -67,7 +69,7 @@ async def test_upgrade_in_place_from_0001_keeps_the_shares(db_url: str) -> None:
 
         await upgrade(db_url)
 
-        assert await current_revision(engine) == "0009"
+        assert await current_revision(engine) == "0010"
         assert await ShareRepository(engine).get("old12345") == Share(
             "old12345", "老的提示", ("question", "答え 🎌")
         )
@@ -83,7 +85,7 @@ async def test_instances_starting_together_upgrade_once(db_url: str) -> None:
     engines = [create_engine(db_url) for _ in range(3)]
     try:
         await asyncio.gather(*(upgrade(engine) for engine in engines))
-        assert {await current_revision(engine) for engine in engines} == {"0009"}
+        assert {await current_revision(engine) for engine in engines} == {"0010"}
     finally:
         for engine in engines:
             await engine.dispose()
@@ -97,7 +99,7 @@ async def test_upgrade_in_place_from_0002_gives_shares_a_conversation_column(db_
 
         await upgrade(db_url)
 
-        assert await current_revision(engine) == "0009"
+        assert await current_revision(engine) == "0010"
         async with engine.connect() as connection:
             assert await connection.run_sync(_diff) == []
         shares = ShareRepository(engine)
@@ -123,7 +125,7 @@ async def test_upgrade_from_0005_keeps_admin_keys_on_the_first_upstream(db_url: 
 
         await upgrade(db_url)
 
-        assert await current_revision(engine) == "0009"
+        assert await current_revision(engine) == "0010"
         keys = KeyRepository(engine)
         await keys.add(["sk-new"], upstream="local")
         assert await keys.entries() == [("sk-old", None), ("sk-new", "local")]

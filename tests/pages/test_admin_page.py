@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import base64
 import re
-import stat
-from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from alice_py import appkeys
 from alice_py.api.admin_keys import FailureLimiter
-from alice_py.api.admin_page import session_secret
 from alice_py.errors import ConfigError
 from alice_py.upstream.shared_keys import key_id
 from tests.pages.conftest import ADMIN_PASSWORD, UPSTREAM_KEY, Client, MakeClient
@@ -159,37 +156,42 @@ async def test_guessing_is_stopped_and_counts_with_the_admin_api(make_client: Ma
     assert "Key pool" in await log_in(client)
 
 
-async def test_a_restart_or_a_new_password_ends_every_session(
-    make_client: MakeClient, tmp_path: Path
-) -> None:
-    """The logged-in sessions are this process's record (so logout can revoke one): the cookie
-    still decrypts after a restart (same secret file), but names no session any more."""
+async def test_a_session_outlives_a_restart_and_a_new_password_ends_it(make_client: MakeClient) -> None:
+    """The logged-in sessions and the generated cookie secret are kept in the database, so
+    a restart on it keeps them; the password's tag in the cookie ends them when it changes."""
     first = await make_client(admin=ADMIN)
     await log_in(first)
-    key_file = tmp_path / "admin_session.key"
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     cookies = first.session.cookie_jar.filter_cookies(first.make_url("/admin"))
     assert "Key pool" in await (await first.get("/admin")).text()
     await first.close()  # one instance per database at a time (its writer lock)
-    for admin in (ADMIN, {"password": "a new password"}):
-        again = await make_client(admin=admin)  # same database folder, so the same secret
+    again = await make_client(admin=ADMIN)  # same database
+    again.session.cookie_jar.update_cookies(cookies, again.make_url("/admin"))
+    assert "Key pool" in await (await again.get("/admin")).text()
+    await again.close()
+    changed = await make_client(admin={"password": "a new password"})
+    changed.session.cookie_jar.update_cookies(cookies, changed.make_url("/admin"))
+    assert 'name="password"' in await (await changed.get("/admin")).text()
+    assert (await changed.get("/admin/status.json")).status == 401
+
+
+async def test_a_configured_session_secret_is_the_cookies_key(make_client: MakeClient) -> None:
+    other = base64.urlsafe_b64encode(b"o" * 32).decode()
+    client = await make_client(admin={**ADMIN, "session_secret": SECRET})
+    assert "Key pool" in await log_in(client)
+    cookies = client.session.cookie_jar.filter_cookies(client.make_url("/admin"))
+    await client.close()
+    for secret, logged_in in ((other, False), (SECRET, True)):
+        again = await make_client(admin={**ADMIN, "session_secret": secret})
         again.session.cookie_jar.update_cookies(cookies, again.make_url("/admin"))
-        assert 'name="password"' in await (await again.get("/admin")).text()
-        assert (await again.get("/admin/status.json")).status == 401
+        assert ("Key pool" in await (await again.get("/admin")).text()) is logged_in
         await again.close()
 
 
-async def test_a_configured_session_secret_is_used_and_no_file_written(
-    make_client: MakeClient, tmp_path: Path
+async def test_a_malformed_session_secret_stops_the_start_with_an_error_that_hides_it(
+    make_client: MakeClient,
 ) -> None:
-    client = await make_client(admin={**ADMIN, "session_secret": SECRET})
-    assert "Key pool" in await log_in(client)
-    assert not (tmp_path / "admin_session.key").exists()
-
-
-async def test_a_malformed_session_secret_is_a_config_error_that_hides_it() -> None:
     with pytest.raises(ConfigError) as caught:
-        await session_secret("hunter2-not-base64", "sqlite+aiosqlite:///x.db")
+        await make_client(admin={**ADMIN, "session_secret": "hunter2-not-base64"})
     assert "[admin] session_secret must be 32 random bytes" in str(caught.value)
     assert "hunter2" not in str(caught.value)
 
