@@ -28,6 +28,7 @@ The admin key API (``/admin/keys``, ``Authorization`` header) is another module.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import math
@@ -44,7 +45,8 @@ from alice_py import __version__, appkeys
 from alice_py.api.admin_keys import FailureLimiter
 from alice_py.api.admin_pool import collect_status, test_now
 from alice_py.db.admin_sessions import AdminSessionRepository
-from alice_py.errors import ConfigError, RateLimited
+from alice_py.db.engine import DB_ERRORS, describe_error
+from alice_py.errors import ConfigError, RateLimited, StorageUnavailable
 from alice_py.web.auth import secret_matches
 from alice_py.web.body import read_form
 from alice_py.web.pages import (
@@ -96,6 +98,15 @@ async def session_secret(cfg_secret: str, sessions: AdminSessionRepository) -> b
     return decode_secret(await sessions.secret(), "the admin session secret in the database")
 
 
+@contextlib.asynccontextmanager
+async def _database_answering(doing: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except DB_ERRORS as exc:
+        log.warning("admin session: could not %s: %s", doing, describe_error(exc))
+        raise StorageUnavailable("The database is not answering, please try again later") from None
+
+
 class AdminSessions:
     """The cookie storages and the record of sessions logged in (``db.admin_sessions``), kept so
     that logout ends a session for good: a copy of its cookie (still decryptable for its 12
@@ -123,14 +134,19 @@ class AdminSessions:
 
     async def start(self) -> str:
         """A new session's id, to keep in its cookie."""
-        return await self._record.open()
+        async with _database_answering("record a login"):
+            return await self._record.open()
 
     async def alive(self, session_id: object) -> bool:
-        return isinstance(session_id, str) and await self._record.alive(session_id)
+        if not isinstance(session_id, str):
+            return False
+        async with _database_answering("check a session"):
+            return await self._record.alive(session_id)
 
     async def end(self, session_id: object) -> None:
         if isinstance(session_id, str):
-            await self._record.revoke(session_id)
+            async with _database_answering("end a session"):
+                await self._record.revoke(session_id)
 
 
 async def admin_session_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -15,7 +15,7 @@ import hashlib
 import secrets
 import time
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alice_py.db._common import Clock, insert_for
@@ -53,7 +53,7 @@ class AdminSessionRepository:
         those nearest their end go (logins need the password, so this only bounds the table)."""
         session_id = secrets.token_urlsafe(24)
         now = self._clock()
-        row = {"id_hash": _hash(session_id), "expires_at": now + self._max_age, "revoked": False}
+        row = {"id_hash": _hash(session_id), "expires_at": now + self._max_age}
         async with self._engine.begin() as connection:
             await connection.execute(delete(AdminSessionRow).where(AdminSessionRow.expires_at <= now))
             await connection.execute(insert(AdminSessionRow), [row])
@@ -68,15 +68,13 @@ class AdminSessionRepository:
     async def alive(self, session_id: str) -> bool:
         query = select(AdminSessionRow.id_hash).where(
             AdminSessionRow.id_hash == _hash(session_id),
-            AdminSessionRow.revoked.is_(False),
             AdminSessionRow.expires_at > self._clock(),
         )
         async with self._engine.connect() as connection:
             return (await connection.execute(query)).first() is not None
 
     async def revoke(self, session_id: str) -> None:
-        """Ended for every process (the row stays, revoked, until its age is past)."""
-        mine = AdminSessionRow.id_hash == _hash(session_id)
-        stmt = update(AdminSessionRow).where(mine).values(revoked=True)
+        """Ended for every process: its row is gone (a copied cookie names no session)."""
+        stmt = delete(AdminSessionRow).where(AdminSessionRow.id_hash == _hash(session_id))
         async with self._engine.begin() as connection:
             await connection.execute(stmt)

@@ -31,6 +31,8 @@ from alice_py.errors import ConfigError
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
+DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+"""What a database that does not answer (gone, locked, unreachable) raises."""
 SQLITE_DRIVER = "sqlite+aiosqlite"
 POSTGRES_DRIVER = "postgresql+asyncpg"
 _DRIVERS = {
@@ -308,7 +310,7 @@ async def _upgrade_engine(engine: AsyncEngine, revision: str) -> None:
     connection = engine.connect()
     try:
         await connection.start()
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+    except DB_ERRORS as exc:
         raise ConfigError(
             f"cannot open the database {mask_url(engine.url)!r}: {describe_error(exc, engine.url)}"
         ) from None

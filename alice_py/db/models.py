@@ -9,18 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    DateTime,
-    Double,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Text,
-)
+from sqlalchemy import JSON, BigInteger, DateTime, Double, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Fixed constraint names keep migrations and models comparable on every backend.
@@ -182,7 +171,8 @@ class ResponseKeyRow(Base):
 
 class AdminSessionRow(Base):
     """A logged-in admin page session (``db.admin_sessions``), shared by every process and
-    instance on this database: a login on one is a login on all, a logout revokes on all."""
+    instance on this database: a login on one is a login on all, a logout (the row deleted)
+    ends it on all."""
 
     __tablename__ = "admin_sessions"
 
@@ -190,7 +180,6 @@ class AdminSessionRow(Base):
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Seconds since the epoch (a wall clock: every process agrees on it).
     expires_at: Mapped[float] = mapped_column(Double, nullable=False, index=True)
-    revoked: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
 
 class ServiceSecretRow(Base):

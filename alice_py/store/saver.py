@@ -27,10 +27,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from alice_py.db.conversations import ConversationRepository, SavedConversation
-from alice_py.db.engine import describe_error
+from alice_py.db.engine import DB_ERRORS, describe_error
 from alice_py.db.models import CONVERSATION_ID_LENGTH
 from alice_py.engine.tree import Conversation
 from alice_py.errors import StorageUnavailable
@@ -39,7 +37,6 @@ from alice_py.store.base import ConversationStore, LiveEntry, StoreChanges
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 SHOWN_IDS = 5
 """How many ids of failing conversations a log line names."""
 

@@ -17,8 +17,8 @@ request pays for each layer, see docs/performance.md)::
 - auth: the route's guard (``web.auth``).
 - ``CorsHeaders`` adds ``Access-Control-*`` to every response as it is prepared,
   which is the only moment that also works for streamed answers (SSE, NDJSON)
-  and for the 404/405 answers aiohttp makes itself. It is one of ``ResponseHooks``, the
-  app's single ``on_response_prepare`` handler.
+  and for the 404/405 answers aiohttp makes itself: the app's one ``on_response_prepare``
+  handler.
 - The middleware ends each answer's accounting: ``X-Request-Id``, ``X-Upstream`` and the
   metrics' count (``web.observe`` sets ``count``).
 """
@@ -164,22 +164,6 @@ def preflight(request: web.Request) -> web.Response:
     )
 
 
-PrepareHook = Callable[[web.Request, web.StreamResponse], None]
-
-
-class ResponseHooks(list[PrepareHook]):
-    """The app's one ``on_response_prepare`` handler: plain functions run in turn as each
-    response is prepared (CORS here, the metrics' count in ``web.observe``). Each handler of
-    aiohttp's signal is a coroutine made and awaited per response; these are calls."""
-
-    async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
-        for hook in self:
-            hook(request, response)
-
-
-RESPONSE_HOOKS: web.AppKey[ResponseHooks] = web.AppKey("response_hooks", ResponseHooks)
-
-
 class CorsHeaders:
     """``on_response_prepare`` hook: the CORS headers for the configured origins.
 
@@ -201,7 +185,7 @@ class CorsHeaders:
         )
         self._credentialed = credentialed
 
-    def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
+    async def __call__(self, request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
         if "Access-Control-Allow-Origin" in headers:
             return  # a dialect decided on its own
@@ -238,6 +222,4 @@ def install(app: web.Application, dialects: Iterable[Dialect]) -> None:
     app[appkeys.RATE_LIMITER] = SlidingWindowLimiter(cfg.limits.per_minute, cfg.limits.per_client)
     app.cleanup_ctx.append(shared_state_ctx)  # on Redis: the shared ones, once it is open
     app.middlewares.append(app.setdefault(PIPELINE, ApiMiddleware(app[appkeys.REQUEST_IDS])))
-    hooks = app[RESPONSE_HOOKS] = ResponseHooks()
-    app.on_response_prepare.append(hooks)
-    hooks.append(CorsHeaders(cfg.server.cors_origins, table.credentialed_paths()))
+    app.on_response_prepare.append(CorsHeaders(cfg.server.cors_origins, table.credentialed_paths()))

@@ -2,7 +2,7 @@
 
 Revision ID: 0010
 Revises: 0009
-Create Date: 2026-12-11
+Create Date: 2026-12-05
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ def upgrade() -> None:
         "admin_sessions",
         sa.Column("id_hash", sa.String(64), nullable=False),
         sa.Column("expires_at", sa.Double(), nullable=False),
-        sa.Column("revoked", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id_hash", name="pk_admin_sessions"),
     )
     op.create_index("ix_admin_sessions_expires_at", "admin_sessions", ["expires_at"])

@@ -230,3 +230,16 @@ async def test_a_session_that_is_not_logged_in_cannot_revoke(make_client: MakeCl
     )
     assert response.status == 401
     assert (await client.get(f"/chatgpt/share/{conv_id}")).status == 200
+
+
+async def test_a_database_that_stops_answering_makes_the_admin_page_a_503_with_a_log_line(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await make_client(admin={"password": ADMIN_PASSWORD})
+    await log_in(client)
+    async with client.app[appkeys.DB_ENGINE].begin() as connection:  # the record is gone under us
+        await connection.exec_driver_sql("DROP TABLE admin_sessions")
+    response = await client.get("/admin")
+    assert response.status == 503
+    assert "The database is not answering" in await response.text()
+    assert any("admin session: could not check a session" in r.getMessage() for r in caplog.records)
