@@ -23,6 +23,7 @@ from abuse_probe import (
     describe,
     flood,
 )
+from abuse_v1 import v1_conversation_held
 
 MAX_FLOOD = 2000
 SLOW_SOCKETS = 5
@@ -214,7 +215,8 @@ async def conversations_have_a_size_limit(probe: Probe) -> Verdict:
         if big.status != 413:
             return NOT_HELD, f"creating with a prompt over {max_bytes} bytes answered {big.status}, not 413"
         seen += "; a prompt over it: 413"
-    return HELD, seen
+    held, v1_seen = await v1_conversation_held(probe, part, max_bytes)
+    return (HELD if held else NOT_HELD), f"{seen}; {v1_seen}"
 
 
 # --- 6. slow bodies time out ------------------------------------------------------------------------

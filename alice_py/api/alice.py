@@ -28,7 +28,7 @@ from alice_py.web.body import (
     string_list_field,
 )
 from alice_py.web.context_headers import context_headers
-from alice_py.web.errors import safe_text
+from alice_py.web.errors import NOSNIFF, safe_text
 from alice_py.web.pages import share_response
 from alice_py.web.ratelimit import Admit, admission
 from alice_py.web.sse import stream_answer
@@ -43,7 +43,9 @@ QUESTION_MISSING = "Question can't be null"
 
 
 def text(body: str) -> web.Response:
-    return web.Response(body=safe_text(body), content_type="text/plain", charset="utf-8")
+    """A plain-text answer; ``nosniff`` as on the errors: it holds the client's own text (a
+    conversation's context, an answer steered by a question), never to be taken for HTML."""
+    return web.Response(body=safe_text(body), content_type="text/plain", charset="utf-8", headers=NOSNIFF)
 
 
 def json_response(value: object) -> web.Response:

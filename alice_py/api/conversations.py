@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from alice_py import appkeys
 from alice_py.api.dialects import json_response
 from alice_py.api.openai import read_request
 from alice_py.api.openai_errors import OpenAIBadRequest, OpenAINotFound
@@ -21,6 +22,8 @@ from alice_py.api.responses_state import CONVERSATIONS, owner
 from alice_py.db.openai_conversations import StoredConversation
 from alice_py.responses.items import Item, new_id, parse_input
 from alice_py.responses.request import check_metadata
+from alice_py.responses.size import check_items
+from alice_py.web.ratelimit import admission
 
 PATH = "/v1/conversations"
 MAX_ITEMS = 20
@@ -62,6 +65,10 @@ def _metadata(body: dict[str, Any]) -> dict[str, Any]:
     return dict(metadata)
 
 
+def _max_bytes(request: web.Request) -> int:
+    return request.app[appkeys.CONFIG].conversations.max_bytes
+
+
 def _not_found(conversation_id: str) -> OpenAINotFound:
     return OpenAINotFound(f"Conversation with id '{conversation_id}' not found.")
 
@@ -87,9 +94,12 @@ def _item_list(items: list[Item]) -> dict[str, Any]:
 async def create(request: web.Request) -> web.Response:
     body = _fields(await read_request(request), {"items", "metadata"})
     items = _items(body.get("items"), required=False)
-    conversation = StoredConversation(
-        id=new_id("conv"), created_at=int(time.time()), metadata=_metadata(body)
-    )
+    metadata = _metadata(body)
+    check_items(_max_bytes(request), [], items)
+    # A new conversation counts against [limits] per_client, as the Alice API's creates do:
+    # it is kept until deleted, so one key must not make them without bound.
+    await admission(request, model_call=False)()
+    conversation = StoredConversation(id=new_id("conv"), created_at=int(time.time()), metadata=metadata)
     await request.app[CONVERSATIONS].create(owner(request), conversation, items)
     return json_response(conversation.as_object())
 
@@ -142,6 +152,8 @@ async def add_items(request: web.Request) -> web.Response:
     body = _fields(await read_request(request), {"items"})
     items = _items(body.get("items"), required=True)
     conversation_id = request.match_info["id"]
+    if max_bytes := _max_bytes(request):
+        check_items(max_bytes, await _all_items(request), items)
     if not await request.app[CONVERSATIONS].add_items(owner(request), conversation_id, items):
         raise _not_found(conversation_id)
     return json_response(_item_list(items))

@@ -31,6 +31,7 @@ from alice_py.responses.hold import Hold
 from alice_py.responses.items import chat_messages, new_id
 from alice_py.responses.output import finished, output_from_completion, response_object
 from alice_py.responses.request import ResponseRequest, chat_body, parse_request
+from alice_py.responses.size import check_items
 from alice_py.upstream.types import UpstreamRequest
 from alice_py.web.ratelimit import admission
 
@@ -129,17 +130,22 @@ async def _create(
 
 async def _prepare(request: web.Request, parsed: ResponseRequest) -> tuple[Turn, UpstreamRequest]:
     history = await _history(request, parsed)
-    models = request.app[appkeys.CONFIG].models
+    cfg = request.app[appkeys.CONFIG]
+    instructions = [{"instructions": parsed.instructions}] if parsed.instructions else []
+    check_items(cfg.conversations.max_bytes, history, [*instructions, *parsed.input_items])
     messages = chat_messages(parsed.instructions, [*history, *parsed.input_items])
-    chat = chat_body(parsed, resolve_model(models, parsed.model), messages)
-    await admission(request)()
+    chat = chat_body(parsed, resolve_model(cfg.models, parsed.model), messages)
     response = response_object(parsed, new_id("resp"))
     if parsed.conversation is not None:
         response["conversation"] = {"id": parsed.conversation}
     if parsed.stream or parsed.background:
         chat["stream_options"] = {"include_usage": True}
     turn = Turn(request.app, owner(request), parsed, history, response, parsed.conversation)
-    return turn, await fit(_policy(request), parsed.truncation, UpstreamRequest(endpoint="chat", body=chat))
+    fitted = await fit(_policy(request), parsed.truncation, UpstreamRequest(endpoint="chat", body=chat))
+    # Counted only now: a request refused for its size or its context (a 400 from ``fit``) is
+    # bad input, which never uses up anyone's limit.
+    await admission(request)()
+    return turn, fitted
 
 
 async def input_tokens(request: web.Request) -> web.Response:

@@ -42,3 +42,15 @@ async def test_plain_text_errors_that_echo_input_are_not_sniffed(make_client: Ma
     assert evil in await response.text()  # Alice's message names the id it did not find
     assert response.content_type == "text/plain"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_plain_text_answers_holding_the_client_s_text_are_not_sniffed(make_client: MakeClient) -> None:
+    client = await make_client()
+    conversation = await (await client.post("/chatgpt/createTurbo")).text()
+    evil = "<script>alert(1)</script>"
+    asked = await client.post("/chatgpt/chat", data=evil, headers={"conversation": conversation})
+    assert asked.status == 200
+    response = await client.post("/chatgpt/context", headers={"conversation": conversation})
+    assert evil in await response.text()
+    assert response.content_type == "text/plain"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
